@@ -1,0 +1,230 @@
+"""Per-image and per-class statistics as DataFrames, computed in one pass and cached on disk.
+
+>>> ds = open_dataset("mars.npz")
+>>> st = compute_stats(ds)        # reads every pixel once; a second call is a cache hit
+>>> st.per_image[["mean", "frac_4"]].describe()
+>>> st.per_class()                # id, name, pixels, pixel_fraction, images_with_class, ignore
+
+The pass is also the dataset's pixel-level validation: unreadable files, masks of the wrong
+size and unknown colours become problems, recorded on the dataset (bad pairs leave it).
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from . import cache
+from .data.classmap import UNKNOWN_INDEX, ClassMap
+from .data.dataset import NpzDataset, SegDataset
+from .data.io import to_uint8
+from .data.report import Problem
+
+STATS_VERSION = 3
+CHUNK = 1024
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class DatasetStats:
+    """Everything the pass measured. ``counts`` is (N, 256) pixels per class id per image
+    (column 255 = unknown); rows follow ``ids``; unlabeled rows are all zero."""
+
+    ids: list[str]
+    labeled: np.ndarray      # (N,) bool
+    counts: np.ndarray       # (N, 256) int64
+    intensity: np.ndarray    # (N, 4) float32: mean, std, min, max over all pixels and channels
+    shape: np.ndarray        # (N, 3) int32: height, width, channels
+    class_map: ClassMap
+    problems: list[Problem] = field(default_factory=list)
+    from_cache: bool = False
+
+    # --- per image ---------------------------------------------------------------------
+    @property
+    def per_image(self) -> pd.DataFrame:
+        """One row per image (index ``image_id``): labeled, height, width, channels, mean,
+        std, min, max, n_classes, px_<id> and frac_<id> per class, unknown_px."""
+        df = pd.DataFrame({
+            "labeled": self.labeled,
+            "height": self.shape[:, 0], "width": self.shape[:, 1], "channels": self.shape[:, 2],
+            "mean": self.intensity[:, 0], "std": self.intensity[:, 1],
+            "min": self.intensity[:, 2], "max": self.intensity[:, 3],
+        }, index=pd.Index(self.ids, name="image_id"))
+        area = (self.shape[:, 0].astype(np.float64) * self.shape[:, 1])
+        ids = self.class_map.ids
+        px = self.counts[:, ids]
+        frac = px / np.maximum(area, 1)[:, None]
+        lab = self.labeled
+        extra = {}
+        for k, cid in enumerate(ids):
+            extra[f"px_{cid}"] = np.where(lab, px[:, k], np.nan)
+            extra[f"frac_{cid}"] = np.where(lab, frac[:, k], np.nan)
+        keep = [k for k, c in enumerate(self.class_map) if not c.ignore]
+        extra["n_classes"] = np.where(lab, (px[:, keep] > 0).sum(1), np.nan)
+        extra["unknown_px"] = np.where(lab, self.counts[:, UNKNOWN_INDEX], np.nan)
+        return pd.concat([df, pd.DataFrame(extra, index=df.index)], axis=1)
+
+    # --- per dataset -------------------------------------------------------------------
+    def per_class(self) -> pd.DataFrame:
+        """id, name, color, ignore, pixels, pixel_fraction, images_with_class.
+
+        ``pixel_fraction`` of a normal class is its share of the pixels of all non-ignored
+        classes; an ignore class's is its share of all labeled pixels (reported apart)."""
+        rows = []
+        lab = self.counts[self.labeled]
+        total = lab[:, self.class_map.ids].sum()
+        counted = sum(int(lab[:, c.id].sum()) for c in self.class_map if not c.ignore)
+        for c in self.class_map:
+            pixels = int(lab[:, c.id].sum())
+            denom = total if c.ignore else counted
+            rows.append({"id": c.id, "name": c.name, "color": c.color, "ignore": c.ignore, "pixels": pixels,
+                         "pixel_fraction": pixels / denom if denom else 0.0,
+                         "images_with_class": int((lab[:, c.id] > 0).sum())})
+        return pd.DataFrame(rows)
+
+    def size_histogram(self) -> pd.DataFrame:
+        """height, width, channels, count: one row per image size, most common first."""
+        df = pd.DataFrame(self.shape, columns=["height", "width", "channels"])
+        return df.value_counts().rename("count").reset_index()
+
+    def cooccurrence(self) -> pd.DataFrame:
+        """K x K: number of labeled images that contain both classes (names on both axes)."""
+        present = (self.counts[self.labeled][:, self.class_map.ids] > 0).astype(np.int64)
+        return pd.DataFrame(present.T @ present, index=self.class_map.names, columns=self.class_map.names)
+
+    @property
+    def unknown_pixels(self) -> int:
+        return int(self.counts[self.labeled, UNKNOWN_INDEX].sum())
+
+    def to_json(self, dataset: SegDataset | None = None) -> dict:
+        """The CLI ``stats --json`` document (see DESIGN.md for the contract)."""
+        problems = (dataset.report.problems if dataset is not None else self.problems)
+        return {
+            "dataset": str(dataset.source) if dataset is not None else None,
+            "n_images": len(self.ids), "n_labeled": int(self.labeled.sum()),
+            "n_excluded": len({p.image_id for p in problems if p.excluded and p.image_id}),
+            "classes": self.per_class().drop(columns=["color"]).to_dict("records"),
+            "unknown_pixels": self.unknown_pixels,
+            "sizes": self.size_histogram().to_dict("records"),
+            "problems": [p.to_dict() for p in problems],
+        }
+
+
+# =========================================================================================
+def _intensity(images: np.ndarray) -> np.ndarray:
+    flat = images.reshape(len(images), -1)
+    return np.stack([flat.mean(1, dtype=np.float64), flat.std(1, dtype=np.float64),
+                     flat.min(1), flat.max(1)], axis=1).astype(np.float32)
+
+
+def _bincount_rows(masks: np.ndarray) -> np.ndarray:
+    """(B, H, W) uint8 -> (B, 256) counts in one bincount."""
+    b = len(masks)
+    offs = (np.arange(b, dtype=np.int64) * 256)[:, None]
+    return np.bincount((masks.reshape(b, -1) + offs).ravel(), minlength=b * 256).reshape(b, 256)
+
+
+def _stats_npz_fast(ds: NpzDataset, progress: Progress | None) -> tuple | None:
+    """Whole-array pass for .npz datasets whose masks decode without surprises."""
+    arrays = ds.labeled_arrays()
+    lab_ids = ds.labeled_ids
+    if arrays is None or len(lab_ids) != ds._n_lab:
+        return None
+    images, raw = arrays
+    n = len(images)
+    counts = np.zeros((n, 256), np.int64)
+    inten = np.zeros((n, 4), np.float32)
+    for a in range(0, n, CHUNK):
+        imgs = to_uint8(np.asarray(images[a : a + CHUNK]))
+        m = np.asarray(raw[a : a + CHUNK])
+        if m.dtype != np.uint8:
+            if not (np.issubdtype(m.dtype, np.integer) or np.all(np.mod(m, 1) == 0)) or m.min() < 0 or m.max() > 255:
+                return None  # odd values: let the per-image path attribute them
+            m = m.astype(np.uint8)
+        mask, unknown = ds.decoder.decode(m)
+        if unknown:
+            return None
+        counts[a : a + len(m)] = _bincount_rows(mask)
+        inten[a : a + len(m)] = _intensity(imgs)
+        if progress:
+            progress(min(a + CHUNK, n), len(ds))
+    ch = 1 if images.ndim == 3 else images.shape[-1]
+    shape = np.tile(np.array([images.shape[1], images.shape[2], ch], np.int32), (n, 1))
+    return lab_ids, counts, inten, shape
+
+
+def _one(ds: SegDataset, image_id: str):
+    img, mask, problems = ds.load_pair(image_id)
+    if img is None:
+        return image_id, None, None, None, problems
+    counts = np.bincount(mask.ravel(), minlength=256) if mask is not None else np.zeros(256, np.int64)
+    shape = (img.shape[0], img.shape[1], 1 if img.ndim == 2 else img.shape[2])
+    return image_id, counts, _intensity(img[None])[0], shape, problems
+
+
+def _stats_per_image(ds: SegDataset, ids: list[str], progress: Progress | None, done0: int = 0):
+    out_ids, counts, inten, shapes, problems = [], [], [], [], []
+    workers = min(8, (os.cpu_count() or 2) * 2)  # decoding releases the GIL
+    with ThreadPoolExecutor(workers) as pool:
+        for k, (image_id, c, it, sh, probs) in enumerate(pool.map(lambda i: _one(ds, i), ids)):
+            problems.extend(probs)
+            if c is not None:
+                out_ids.append(image_id)
+                counts.append(c)
+                inten.append(it)
+                shapes.append(sh)
+            if progress and (k % 256 == 0 or k == len(ids) - 1):
+                progress(done0 + k + 1, len(ds))
+    return (out_ids, np.array(counts, np.int64).reshape(-1, 256), np.array(inten, np.float32).reshape(-1, 4),
+            np.array(shapes, np.int32).reshape(-1, 3), problems)
+
+
+def _compute(ds: SegDataset, progress: Progress | None) -> DatasetStats:
+    fast = _stats_npz_fast(ds, progress) if isinstance(ds, NpzDataset) else None
+    if fast is not None:
+        lab_ids, c1, i1, s1 = fast
+        rest = ds.unlabeled_ids
+        ids2, c2, i2, s2, problems = _stats_per_image(ds, rest, progress, len(lab_ids))
+        ids = lab_ids + ids2
+        counts, inten, shape = np.concatenate([c1, c2]), np.concatenate([i1, i2]), np.concatenate([s1, s2])
+    else:
+        ids, counts, inten, shape, problems = _stats_per_image(ds, ds.ids, progress)
+    labeled = np.array([ds.is_labeled(i) for i in ids], bool)
+    class_map = ds.class_map
+    if class_map.inferred and ds.encoding in ("index", "palette", "binary"):
+        seen = np.flatnonzero(counts[labeled].sum(0)[:UNKNOWN_INDEX])
+        class_map = class_map.extended(seen.tolist())
+    return DatasetStats(ids, labeled, counts, inten, shape, class_map, problems)
+
+
+def compute_stats(ds: SegDataset, use_cache: bool = True, progress: Progress | None = None,
+                  cache_root=None) -> DatasetStats:
+    """Statistics of every image of ``ds``; records the problems found on ``ds``.
+
+    Cached on disk under the dataset's content fingerprint: a second call on an unchanged
+    dataset reads a few arrays instead of every image.
+    """
+    key = f"{ds.fingerprint()}-v{STATS_VERSION}"
+    hit = cache.load("stats", key, cache_root) if use_cache else None
+    if hit is not None:
+        meta = hit["meta"]
+        st = DatasetStats(meta["ids"], hit["labeled"], hit["counts"].astype(np.int64), hit["intensity"], hit["shape"],
+                          ClassMap.from_list(meta["class_map"]) if meta["class_map"] else ds.class_map,
+                          [Problem(**p) for p in meta["problems"]], from_cache=True)
+        st.class_map.inferred = meta["inferred"]
+    else:
+        st = _compute(ds, progress)
+        cache.save("stats", key, {"labeled": st.labeled, "counts": st.counts.astype(np.int32),
+                                  "intensity": st.intensity, "shape": st.shape},
+                   meta={"ids": st.ids, "problems": [p.to_dict() for p in st.problems],
+                         "class_map": st.class_map.to_list(), "inferred": st.class_map.inferred},
+                   root=cache_root)
+    ds.record_problems(st.problems)
+    if st.class_map is not ds.class_map:
+        ds.set_class_map(st.class_map)
+    return st
+
