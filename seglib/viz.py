@@ -47,3 +47,19 @@ def tile(images: list[np.ndarray], cols: int, pad: int = 2, fill: int = 255) -> 
         r, c = divmod(k, cols)
         out[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = to_rgb(im)
     return out
+
+
+def class_share_figure(per_class, title: str = "Pixel share per class"):
+    """Horizontal bar chart of ``stats.per_class()`` in the class colours (plotly)."""
+    import plotly.graph_objects as go
+
+    df = per_class.iloc[::-1]
+    colors = ["#BBBBBB" if c == "#000000" else c for c in df["color"]]  # black bars vanish on dark themes
+    fig = go.Figure(go.Bar(
+        x=df["pixel_fraction"], y=df["name"], orientation="h", marker_color=colors,
+        customdata=df[["pixels", "images_with_class"]].to_numpy(),
+        text=[f"{v:.2%}" for v in df["pixel_fraction"]], textposition="auto",
+        hovertemplate="%{y}: %{x:.2%} of pixels<br>%{customdata[0]:,} px in %{customdata[1]:,} images<extra></extra>",
+    ))
+    fig.update_layout(title=title, xaxis_tickformat=".0%", height=60 + 32 * len(df), margin=dict(l=10, r=10, t=40, b=10))
+    return fig

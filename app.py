@@ -1,0 +1,18 @@
+"""Segmentation review studio: entry point (page config, navigation, dataset picker)."""
+import os
+from pathlib import Path
+
+# No network at run time; the app keeps its files next to itself unless told otherwise.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("SEGLIB_DATA_DIR", str(Path(__file__).parent / "data"))
+
+import streamlit as st  # noqa: E402
+
+from ui import nav, sidebar, state  # noqa: E402
+
+st.set_page_config(page_title="Segmentation review studio", page_icon="🛰️", layout="wide")
+state.init()
+page = st.navigation(nav.pages())
+sidebar.dataset_picker()
+page.run()

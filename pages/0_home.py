@@ -1,0 +1,55 @@
+"""Home: what the dataset holds, its class balance, a few samples, and its validation report."""
+import pandas as pd
+import streamlit as st
+
+from seglib import viz
+from ui import data
+
+loaded = data.current()
+if loaded is None:
+    st.stop()
+ds, stats = loaded.ds, loaded.stats
+
+st.title(ds.name)
+st.caption(f"`{ds.source}` · {ds.kind} dataset · {ds.encoding} masks · "
+           f"class map {"made up (no classes.json)" if ds.class_map.inferred else "given"}")
+
+per_class = stats.per_class()
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Images", f"{len(stats.ids):,}")
+c2.metric("Labeled", f"{int(stats.labeled.sum()):,}")
+c3.metric("Classes", len(ds.class_map))
+c4.metric("Problems", len(ds.report), help="Files left out or with warnings; see the report below")
+
+left, right = st.columns([3, 2])
+with left:
+    st.plotly_chart(viz.class_share_figure(per_class), use_container_width=True)
+with right:
+    table = per_class.assign(share=per_class["pixel_fraction"]).drop(columns=["pixel_fraction"])
+    st.dataframe(table, hide_index=True, use_container_width=True, column_config={
+        "share": st.column_config.ProgressColumn("share", format="percent", min_value=0.0, max_value=1.0),
+        "pixels": st.column_config.NumberColumn(format="localized"),
+        "color": st.column_config.TextColumn("colour")})
+    sizes = stats.size_histogram()
+    st.caption("Image sizes (H×W×C): " + ", ".join(
+        f"{r.height}×{r.width}×{r.channels} ({r.count:,})" for r in sizes.head(6).itertuples()))
+
+st.subheader("Samples")
+opacity = st.slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key="home_opacity")
+sample_ids = ds.labeled_ids[:: max(1, len(ds.labeled_ids) // 8)][:8] or ds.ids[:8]
+cols = st.columns(4)
+for k, image_id in enumerate(sample_ids):
+    img, mask, _ = ds.load_pair(image_id)
+    if img is None:
+        continue
+    cols[k % 4].image(viz.overlay(img, mask, ds.class_map, opacity), caption=image_id, use_container_width=True)
+
+st.subheader("Validation report")
+if not ds.report:
+    st.success("Every image and mask opened cleanly; no unknown classes.")
+else:
+    report = pd.DataFrame(ds.report.to_list())
+    counts = report.groupby(["severity", "code"]).size().rename("files").reset_index()
+    st.dataframe(counts, hide_index=True)
+    st.dataframe(report[["severity", "file", "problem", "image_id"]], hide_index=True, use_container_width=True)
+    st.download_button("Download report (CSV)", report.to_csv(index=False), f"{ds.name}-report.csv", "text/csv")

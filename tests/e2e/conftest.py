@@ -1,0 +1,111 @@
+"""Browser tests: a real `streamlit run app.py` on 127.0.0.1 driven by Debian's chromium.
+
+Skipped when /usr/bin/chromium or playwright is missing. Screenshots go to
+``tests/e2e/screenshots/`` (gitignored) so a person can look at them.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("SEGLIB_CHROMIUM", "/usr/bin/chromium")
+SHOTS = Path(__file__).parent / "screenshots"
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} not installed: browser tests skipped", allow_module_level=True)
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_data_dir(tmp_path_factory):
+    """The app's data folder, with a small demo already in place so start-up is quick."""
+    from seglib.data.demo import write_demo
+    d = tmp_path_factory.mktemp("app-data")
+    write_demo(d / "demo" / "mars_demo.npz", n=240, seed=0, n_test=30)
+    return d
+
+
+@pytest.fixture(scope="module")
+def app_url(app_data_dir):
+    """Start the app on a free loopback port; stop exactly that process afterwards."""
+    port = _free_port()
+    env = dict(os.environ, SEGLIB_DATA_DIR=str(app_data_dir), NO_ALBUMENTATIONS_UPDATE="1", HF_HUB_OFFLINE="1")
+    log = open(app_data_dir / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/_stcore/health", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited: {(app_data_dir / 'streamlit.log').read_text()}")
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("streamlit did not start within 60 s")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run", "--disable-sync"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = ctx.new_page()
+    yield pg
+    ctx.close()
+
+
+def wait_for_app(pg, timeout: float = 60_000) -> None:
+    """Wait until the script run finished: no 'Running…' status widget and no spinner."""
+    pg.wait_for_selector("[data-testid=stApp]", timeout=timeout)
+    pg.wait_for_function(
+        "() => !document.querySelector('[data-testid=stStatusWidget]') && "
+        "!document.querySelector('[data-testid=stSpinner]')", timeout=timeout)
+    pg.wait_for_timeout(300)
+
+
+def shot(pg, name: str) -> Path:
+    SHOTS.mkdir(exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    pg.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def assert_no_exception(pg) -> None:
+    errors = pg.locator("[data-testid=stException]")
+    assert errors.count() == 0, errors.first.inner_text()

@@ -1,0 +1,64 @@
+"""The sidebar: dataset picker and the validation report of the dataset in use."""
+from __future__ import annotations
+
+import streamlit as st
+
+from seglib.data import DatasetError
+
+from . import data, state
+
+
+def _use(path: str) -> None:
+    st.session_state[state.DATASET] = path
+    if path:
+        st.query_params["dataset"] = path
+    elif "dataset" in st.query_params:
+        del st.query_params["dataset"]
+
+
+def dataset_picker() -> None:
+    with st.sidebar:
+        st.subheader("Dataset")
+        current = st.session_state.get(state.DATASET, "")
+        source = st.radio("Source", ["Demo (Mars terrain)", "Path on this machine", "Upload"],
+                          index=0 if not current else 1, key="picker_source", horizontal=False,
+                          label_visibility="collapsed")
+        if source.startswith("Demo"):
+            if current:
+                _use("")
+                st.rerun()
+        elif source.startswith("Path"):
+            with st.form("picker_path_form", border=False):
+                path = st.text_input("Folder or .npz path", value=current, key="picker_path",
+                                     placeholder="/data/camvid or /data/mars.npz")
+                if st.form_submit_button("Open", use_container_width=True) and path.strip() != current:
+                    _use(path.strip())
+                    st.rerun()
+        else:
+            up = st.file_uploader("A .npz, or a .zip of a dataset folder", type=["npz", "zip"], key="picker_upload")
+            if up is not None:
+                try:
+                    path = data.save_upload(up.name, up.getvalue())
+                except (DatasetError, OSError, ValueError) as e:
+                    st.error(str(e))
+                else:
+                    if path != current:
+                        _use(path)
+                        st.rerun()
+        if st.button("Rescan files", help="Read the dataset again after its files changed",
+                     use_container_width=True):
+            st.session_state[state.RELOAD] += 1
+        loaded = data.current()
+        if loaded is None:
+            return
+        ds = loaded.ds
+        st.caption(f"**{ds.name}** · {len(ds):,} images · {len(ds.labeled_ids):,} labeled · "
+                   f"{len(ds.class_map)} classes · {ds.kind}, {ds.encoding} masks")
+        report = ds.report
+        if report:
+            errors = sum(p.excluded for p in report.problems)
+            label = f"⚠️ {len(report)} problems ({errors} left out)"
+            with st.expander(label, expanded=False):
+                st.caption("See the Home page for the full report.")
+                for p in report.problems[:8]:
+                    st.markdown(f"- `{p.file}`: {p.problem}")

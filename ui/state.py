@@ -1,0 +1,18 @@
+"""Every session_state key the app uses, in one place, with its default."""
+from __future__ import annotations
+
+import streamlit as st
+
+DATASET = "dataset_path"          # str: the dataset the app shows ("" = the demo)
+RELOAD = "dataset_reload"         # int: bumped by "Rescan" to drop the cached dataset
+
+DEFAULTS = {DATASET: "", RELOAD: 0}
+
+
+def init() -> None:
+    for key, value in DEFAULTS.items():
+        st.session_state.setdefault(key, value)
+    # A reload of the browser tab keeps the dataset: it lives in the URL too.
+    qp = st.query_params.get("dataset")
+    if qp and not st.session_state[DATASET]:
+        st.session_state[DATASET] = qp
