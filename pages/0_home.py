@@ -12,7 +12,7 @@ ds, stats = loaded.ds, loaded.stats
 
 st.title(ds.name)
 st.caption(f"`{ds.source}` · {ds.kind} dataset · {ds.encoding} masks · "
-           f"class map {"made up (no classes.json)" if ds.class_map.inferred else "given"}")
+           f"class map {'made up (no classes.json)' if ds.class_map.inferred else 'given'}")
 
 per_class = stats.per_class()
 c1, c2, c3, c4 = st.columns(4)
