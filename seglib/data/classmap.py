@@ -1,0 +1,166 @@
+"""Class maps: the id, name, colour and ignore flag of every class of a dataset.
+
+A dataset may ship ``classes.json`` at its root, a list of
+``{"id": 0, "name": "soil", "color": "#8B4513", "ignore": false}``.
+Without it, names and colours are made up from the ids that the masks use.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# Pixels whose value or colour the class map does not know. Metrics and losses skip them.
+UNKNOWN_INDEX = 255
+
+# A qualitative palette (Plotly "Dark24"-like, readable on grey terrain and on photos).
+_PALETTE = [
+    "#000000", "#E6194B", "#3CB44B", "#FFE119", "#4363D8", "#F58231", "#911EB4", "#46F0F0",
+    "#F032E6", "#BCF60C", "#FABEBE", "#008080", "#E6BEFF", "#9A6324", "#FFFAC8", "#800000",
+    "#AAFFC3", "#808000", "#FFD8B1", "#000075", "#808080", "#FFFFFF",
+]
+
+
+def hex_to_rgb(color: str) -> tuple[int, int, int]:
+    """'#8B4513' -> (139, 69, 19). Raises ValueError on anything else."""
+    s = color.strip().lstrip("#")
+    if len(s) == 3:
+        s = "".join(c * 2 for c in s)
+    if len(s) != 6:
+        raise ValueError(f"not a #RRGGBB colour: {color!r}")
+    return tuple(int(s[i : i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
+
+
+def rgb_to_hex(rgb) -> str:
+    r, g, b = (int(v) for v in rgb[:3])
+    return f"#{r:02X}{g:02X}{b:02X}"
+
+
+def default_color(class_id: int) -> str:
+    if class_id < len(_PALETTE):
+        return _PALETTE[class_id]
+    rng = np.random.default_rng(class_id)  # stable made-up colour for large ids
+    return rgb_to_hex(rng.integers(40, 256, size=3))
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    id: int
+    name: str
+    color: str
+    ignore: bool = False
+
+    @property
+    def rgb(self) -> tuple[int, int, int]:
+        return hex_to_rgb(self.color)
+
+
+@dataclass
+class ClassMap:
+    """Ordered classes of a dataset. ``inferred`` is True when no classes.json was given."""
+
+    classes: list[ClassInfo] = field(default_factory=list)
+    inferred: bool = True
+
+    # --- construction -------------------------------------------------------------------
+    @classmethod
+    def default(cls, ids, names: dict[int, str] | None = None) -> "ClassMap":
+        ids = sorted({int(i) for i in ids})
+        names = names or {}
+        return cls([ClassInfo(i, names.get(i, f"class_{i}"), default_color(i)) for i in ids], True)
+
+    @classmethod
+    def from_list(cls, items: list[dict], source: str = "classes.json") -> "ClassMap":
+        """Build from the classes.json list. Raises ValueError naming ``source`` and the fault."""
+        if not isinstance(items, list) or not items:
+            raise ValueError(f"{source}: expected a non-empty list of classes")
+        classes, seen = [], set()
+        for n, item in enumerate(items):
+            if not isinstance(item, dict) or "id" not in item:
+                raise ValueError(f"{source}: entry {n} has no 'id'")
+            cid = item["id"]
+            if not isinstance(cid, int) or not 0 <= cid < UNKNOWN_INDEX:
+                raise ValueError(f"{source}: entry {n}: id must be an integer in 0..254, got {cid!r}")
+            if cid in seen:
+                raise ValueError(f"{source}: id {cid} appears twice")
+            seen.add(cid)
+            color = item.get("color") or default_color(cid)
+            try:
+                hex_to_rgb(color)
+            except ValueError as e:
+                raise ValueError(f"{source}: entry {n} (id {cid}): {e}") from None
+            classes.append(ClassInfo(cid, str(item.get("name", f"class_{cid}")), color.upper(),
+                                     bool(item.get("ignore", False))))
+        classes.sort(key=lambda c: c.id)
+        return cls(classes, inferred=False)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ClassMap":
+        path = Path(path)
+        try:
+            items = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: cannot read class map: {e}") from None
+        return cls.from_list(items, source=str(path))
+
+    def to_list(self) -> list[dict]:
+        return [asdict(c) for c in self.classes]
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_list(), indent=2))
+
+    # --- queries ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def __iter__(self):
+        return iter(self.classes)
+
+    @property
+    def ids(self) -> list[int]:
+        return [c.id for c in self.classes]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    @property
+    def num_classes(self) -> int:
+        """Size of a model's output: the largest id + 1 (ids may have gaps)."""
+        return max(self.ids) + 1 if self.classes else 0
+
+    @property
+    def ignore_ids(self) -> list[int]:
+        return [c.id for c in self.classes if c.ignore]
+
+    def by_id(self, class_id: int) -> ClassInfo:
+        for c in self.classes:
+            if c.id == class_id:
+                return c
+        raise KeyError(class_id)
+
+    def name_of(self, class_id: int) -> str:
+        if class_id == UNKNOWN_INDEX:
+            return "unknown"
+        try:
+            return self.by_id(class_id).name
+        except KeyError:
+            return f"class_{class_id}"
+
+    def lut(self) -> np.ndarray:
+        """(256, 3) uint8 colour lookup table indexed by class id; unknown ids are magenta."""
+        table = np.zeros((256, 3), np.uint8)
+        table[:] = (255, 0, 255)
+        for c in self.classes:
+            table[c.id] = c.rgb
+        return table
+
+    def extended(self, ids) -> "ClassMap":
+        """A copy that also holds ``ids`` (for inferred maps that meet new values)."""
+        missing = sorted({int(i) for i in ids} - set(self.ids) - {UNKNOWN_INDEX})
+        if not missing:
+            return self
+        extra = [ClassInfo(i, f"class_{i}", default_color(i)) for i in missing]
+        return ClassMap(sorted(self.classes + extra, key=lambda c: c.id), self.inferred)
