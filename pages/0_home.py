@@ -23,10 +23,10 @@ c4.metric("Problems", len(ds.report), help="Files left out or with warnings; see
 
 left, right = st.columns([3, 2])
 with left:
-    st.plotly_chart(viz.class_share_figure(per_class), use_container_width=True)
+    st.plotly_chart(viz.class_share_figure(per_class), width="stretch")
 with right:
     table = per_class.assign(share=per_class["pixel_fraction"]).drop(columns=["pixel_fraction"])
-    st.dataframe(table, hide_index=True, use_container_width=True, column_config={
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
         "share": st.column_config.ProgressColumn("share", format="percent", min_value=0.0, max_value=1.0),
         "pixels": st.column_config.NumberColumn(format="localized"),
         "color": st.column_config.TextColumn("colour")})
@@ -42,7 +42,7 @@ for k, image_id in enumerate(sample_ids):
     img, mask, _ = ds.load_pair(image_id)
     if img is None:
         continue
-    cols[k % 4].image(viz.overlay(img, mask, ds.class_map, opacity), caption=image_id, use_container_width=True)
+    cols[k % 4].image(viz.overlay(img, mask, ds.class_map, opacity), caption=image_id, width="stretch")
 
 st.subheader("Validation report")
 if not ds.report:
@@ -51,5 +51,5 @@ else:
     report = pd.DataFrame(ds.report.to_list())
     counts = report.groupby(["severity", "code"]).size().rename("files").reset_index()
     st.dataframe(counts, hide_index=True)
-    st.dataframe(report[["severity", "file", "problem", "image_id"]], hide_index=True, use_container_width=True)
+    st.dataframe(report[["severity", "file", "problem", "image_id"]], hide_index=True, width="stretch")
     st.download_button("Download report (CSV)", report.to_csv(index=False), f"{ds.name}-report.csv", "text/csv")

@@ -31,7 +31,7 @@ def dataset_picker() -> None:
             with st.form("picker_path_form", border=False):
                 path = st.text_input("Folder or .npz path", value=current, key="picker_path",
                                      placeholder="/data/camvid or /data/mars.npz")
-                if st.form_submit_button("Open", use_container_width=True) and path.strip() != current:
+                if st.form_submit_button("Open", width="stretch") and path.strip() != current:
                     _use(path.strip())
                     st.rerun()
         else:
@@ -46,7 +46,7 @@ def dataset_picker() -> None:
                         _use(path)
                         st.rerun()
         if st.button("Rescan files", help="Read the dataset again after its files changed",
-                     use_container_width=True):
+                     width="stretch"):
             st.session_state[state.RELOAD] += 1
         loaded = data.current()
         if loaded is None:

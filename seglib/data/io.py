@@ -29,8 +29,10 @@ def _open(path: Path) -> Image.Image:
     except FileNotFoundError:
         raise ReadError(f"{path}: file not found") from None
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError...)
-        msg = str(e) or type(e).__name__
-        if "truncated" in msg.lower():
+        msg = (str(e) or type(e).__name__).replace(f" {str(path)!r}", "").replace(f" {str(path)}", "")
+        if "cannot identify image file" in msg:
+            msg = "not an image file, or damaged beyond recognition"
+        elif "truncated" in msg.lower():
             msg = "image file is truncated"
         raise ReadError(f"{path}: cannot read image ({msg})") from None
 

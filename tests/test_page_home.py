@@ -1,0 +1,93 @@
+"""The app shell and the Home page through streamlit's AppTest."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from seglib.data.demo import write_demo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def app_data(tmp_path, monkeypatch):
+    d = tmp_path / "app-data"
+    write_demo(d / "demo" / "mars_demo.npz", n=60, seed=0, n_test=8)
+    monkeypatch.setenv("SEGLIB_DATA_DIR", str(d))
+    return d
+
+
+def run_app(**session) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    for k, v in session.items():
+        at.session_state[k] = v
+    return at.run()
+
+
+def test_home_on_the_demo(app_data):
+    at = run_app()
+    assert not at.exception
+    assert at.title[0].value == "mars_demo"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Images"] == "68" and metrics["Labeled"] == "60" and metrics["Classes"] == "5"
+    assert any("Every image and mask opened cleanly" in s.value for s in at.success)
+
+
+def test_home_on_a_folder_with_problems_shows_the_report(app_data, tmp_path):
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for name, size in (("a", 8), ("b", 8)):
+        Image.fromarray(np.full((8, 8), 90, np.uint8)).save(root / "images" / f"{name}.png")
+        Image.fromarray(np.zeros((size, size), np.uint8)).save(root / "masks" / f"{name}.png")
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(root / "masks" / "b.png")  # wrong size
+    (root / "images" / "c.png").write_bytes(b"broken")
+    at = run_app(dataset_path=str(root))
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Images"] == "1"
+    assert metrics["Problems"] == "3"  # c.png: no mask (warning) and unreadable (error); b: size
+    report = at.dataframe[-1].value
+    assert sorted(report["severity"]) == ["error", "error", "warning"]
+    assert any(f.endswith("masks/b.png") for f in report["file"])
+    assert any(f.endswith("images/c.png") for f in report["file"])
+
+
+def test_a_missing_path_shows_an_error_and_the_app_keeps_running(app_data, tmp_path):
+    at = run_app(dataset_path=str(tmp_path / "nowhere"))
+    assert not at.exception
+    assert any("no such file or folder" in e.value for e in at.error)
+
+
+def _picker_app():
+    """The sidebar picker on its own: AppTest drops sidebar elements of a st.navigation app on
+    reruns, so the picker is driven without the navigation frame."""
+    import streamlit as st
+
+    from ui import data, sidebar, state
+    state.init()
+    sidebar.dataset_picker()
+    loaded = data.current()
+    if loaded is not None:
+        st.title(loaded.ds.name)
+
+
+def test_picking_a_path_in_the_sidebar_switches_dataset(app_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    other = tmp_path / "other.npz"
+    write_demo(other, n=50, seed=1, n_test=0)
+    at = AppTest.from_function(_picker_app, default_timeout=60).run()
+    assert at.title[0].value == "mars_demo"
+    at.sidebar.radio(key="picker_source").set_value("Path on this machine").run()
+    at.sidebar.text_input(key="picker_path").input(str(other))
+    at.sidebar.button[0].click().run()
+    assert not at.exception
+    assert at.title[0].value == "other"
+    assert at.query_params["dataset"] in ([str(other)], str(other))
+    # back to the demo
+    at.sidebar.radio(key="picker_source").set_value("Demo (Mars terrain)").run()
+    assert at.title[0].value == "mars_demo" and "dataset" not in at.query_params
