@@ -1,0 +1,163 @@
+"""seglib.augment: registry, building, determinism, serialisation round trips, checks."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from seglib.augment import (PipelineError, TRANSFORMS, build_compose, check_pipeline, list_pipelines, load_pipeline,
+                            names, new_step, preview, save_pipeline, steps_from_compose, to_python)
+from seglib.augment.registry import default_params
+
+HW = (64, 128)
+
+
+@pytest.fixture
+def pair():
+    """A textured grey image and a blocky mask with values {0, 5, 9} (linear blending of
+    them yields ids outside the set)."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, HW, dtype=np.uint8)
+    mask = np.zeros(HW, np.uint8)
+    mask[8:40, 16:90] = 5
+    mask[36:, 70:] = 9
+    return img, mask
+
+
+def _same(rows_a, rows_b) -> bool:
+    return all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+               for ra, rb in zip(rows_a, rows_b) for a, b in zip(ra, rb))
+
+
+@pytest.mark.parametrize("name", names())
+def test_every_offered_transform_builds_with_its_defaults(name, pair):
+    step = new_step(name, HW)
+    compose = build_compose([{**step, "p": 1.0}], seed=0)
+    img, mask = pair
+    if TRANSFORMS[name].needs_rgb:
+        img = np.repeat(img[..., None], 3, axis=2)
+    out = compose(image=img, mask=mask)
+    assert out["mask"].dtype == np.uint8
+
+
+@pytest.mark.parametrize("name", names(spatial=True))
+def test_spatial_transforms_never_invent_mask_values(name, pair):
+    img, mask = pair
+    compose = build_compose([{**new_step(name, HW), "p": 1.0}], seed=1)
+    for _ in range(6):
+        out = compose(image=img, mask=mask)
+        assert set(np.unique(out["mask"])) <= {0, 5, 9}
+
+
+@pytest.mark.parametrize("name", ["Affine", "ElasticTransform", "Resize"])
+def test_linear_mask_interpolation_is_caught(name, pair):
+    step = new_step(name, HW)
+    step["params"].update(mask_interpolation=1)
+    if name == "Affine":
+        step["params"].update(rotate=(-30.0, 30.0), scale=(0.7, 1.3))
+    if name == "ElasticTransform":
+        step["params"].update(alpha=200.0, sigma=8.0)
+    if name == "Resize":
+        step["params"].update(height=37, width=91)
+    found = check_pipeline([step], [pair])
+    assert any(f.level == "error" and "interpolation" in f.message for f in found)
+
+
+def test_pixel_transforms_leave_the_mask_alone(pair):
+    img, mask = pair
+    steps = [{**new_step(n, HW), "p": 1.0} for n in names(spatial=False) if not TRANSFORMS[n].needs_rgb]
+    out = build_compose(steps, seed=0)(image=img, mask=mask)
+    assert np.array_equal(out["mask"], mask) and not np.array_equal(out["image"], img)
+
+
+def test_same_seed_same_pixels_other_seed_other_pixels(pair):
+    steps = [new_step("HorizontalFlip", HW), new_step("Affine", HW) | {"params": default_params("Affine", HW) | {"rotate": (-40.0, 40.0)}},
+             new_step("GaussNoise", HW)]
+    a = preview(build_compose(steps), [pair] * 3, draws=4, seed=7)
+    b = preview(build_compose(steps), [pair] * 3, draws=4, seed=7)
+    c = preview(build_compose(steps), [pair] * 3, draws=4, seed=8)
+    assert _same(a, b) and not _same(a, c)
+
+
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+def test_save_load_round_trip_gives_identical_draws(fmt, pair):
+    steps = [new_step(n, HW) for n in ["HorizontalFlip", "Affine", "ElasticTransform", "CLAHE", "GaussNoise",
+                                        "RandomBrightnessContrast", "CoarseDropout"]]
+    compose = build_compose(steps)
+    path = save_pipeline("round", compose, fmt)
+    assert path.suffix == f".{fmt}" and list_pipelines() == ["round"]
+    loaded = load_pipeline("round")
+    by_path = load_pipeline(str(path))
+    direct = preview(build_compose(steps), [pair] * 2, draws=5, seed=3)
+    assert _same(direct, preview(loaded, [pair] * 2, draws=5, seed=3))
+    assert _same(direct, preview(by_path, [pair] * 2, draws=5, seed=3))
+
+
+@pytest.mark.parametrize("name", names())
+def test_to_dict_from_dict_and_steps_round_trip(name, pair):
+    import albumentations as A
+    img, mask = pair
+    if TRANSFORMS[name].needs_rgb:
+        img = np.repeat(img[..., None], 3, axis=2)
+    compose = build_compose([{**new_step(name, HW), "p": 0.8}])
+    again = A.from_dict(A.to_dict(compose))
+    rebuilt = build_compose(steps_from_compose(compose))
+    ref = preview(compose, [(img, mask)], draws=4, seed=11)
+    assert _same(ref, preview(again, [(img, mask)], draws=4, seed=11))
+    assert _same(ref, preview(rebuilt, [(img, mask)], draws=4, seed=11))
+
+
+def test_saved_file_is_albumentations_own_format():
+    import albumentations as A
+    path = save_pipeline("plain", [new_step("VerticalFlip", HW)])
+    doc = json.loads(path.read_text())
+    assert doc["transform"]["transforms"][0]["__class_fullname__"] == "VerticalFlip"
+    assert isinstance(A.load(str(path)), A.Compose)
+
+
+def test_rotate90_on_non_square_and_rgb_transforms_on_grey_are_flagged(pair):
+    found = check_pipeline([new_step("RandomRotate90", HW), new_step("HueSaturationValue", HW)], [pair])
+    msgs = {f.transform: f for f in found}
+    assert msgs["RandomRotate90"].level == "error" and "64x128" in msgs["RandomRotate90"].message
+    assert "RGB" in msgs["HueSaturationValue"].message
+    square = (pair[0][:, :64], pair[1][:, :64])
+    assert not [f for f in check_pipeline([new_step("RandomRotate90", HW)], [square]) if f.level == "error"]
+
+
+def test_mixed_output_sizes_are_flagged(pair):
+    steps = [{"name": "RandomCrop", "params": {"height": 32, "width": 32}, "p": 0.5}]
+    assert any(f.transform == "pipeline" for f in check_pipeline(steps, [pair]))
+
+
+def test_a_crop_larger_than_the_image_names_the_transform(pair):
+    steps = [{"name": "RandomCrop", "params": {"height": 128, "width": 256}, "p": 1.0}]
+    found = check_pipeline(steps, [pair])
+    assert found[0].level == "error" and found[0].transform == "RandomCrop"
+    with pytest.raises(PipelineError, match="RandomCrop"):
+        preview(build_compose(steps), [pair], draws=1)
+
+
+def test_bad_names_and_files_give_clear_errors(tmp_path):
+    with pytest.raises(PipelineError, match="no saved pipeline"):
+        load_pipeline("nope")
+    bad = tmp_path / "broken.json"
+    bad.write_text("{not json")
+    with pytest.raises(PipelineError, match="broken.json"):
+        load_pipeline(bad)
+    with pytest.raises(PipelineError, match="pipeline name"):
+        save_pipeline("../escape", [new_step("VerticalFlip", HW)])
+    with pytest.raises(PipelineError, match="NoSuchTransform"):
+        build_compose([{"name": "NoSuchTransform", "params": {}, "p": 1}])
+    with pytest.raises(PipelineError, match="GaussNoise"):
+        build_compose([{"name": "GaussNoise", "params": {"std_range": (0.9, 0.1)}, "p": 1}])
+
+
+def test_python_code_builds_the_same_pipeline(pair):
+    steps = [new_step("HorizontalFlip", HW), {**new_step("Affine", HW), "p": 0.7}]
+    steps[1]["params"].update(rotate=(-15.0, 15.0), border_mode=2)
+    code = to_python(steps, seed=5)
+    assert "A.Affine(translate_percent=(0.0, 0.0), rotate=(-15.0, 15.0), border_mode=cv2.BORDER_REFLECT, p=0.7)" in code
+    ns: dict = {}
+    exec(code, ns)  # the code a user copies must run as is
+    assert _same(preview(ns["pipeline"], [pair], 4, seed=5), preview(build_compose(steps), [pair], 4, seed=5))
