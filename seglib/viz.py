@@ -49,17 +49,113 @@ def tile(images: list[np.ndarray], cols: int, pad: int = 2, fill: int = 255) -> 
     return out
 
 
-def class_share_figure(per_class, title: str = "Pixel share per class"):
-    """Horizontal bar chart of ``stats.per_class()`` in the class colours (plotly)."""
-    import plotly.graph_objects as go
+# --- display modes, contours, thumbnails -------------------------------------------------
+MODES = ("overlay", "image", "mask", "side_by_side")
 
-    df = per_class.iloc[::-1]
-    colors = ["#BBBBBB" if c == "#000000" else c for c in df["color"]]  # black bars vanish on dark themes
-    fig = go.Figure(go.Bar(
-        x=df["pixel_fraction"], y=df["name"], orientation="h", marker_color=colors,
-        customdata=df[["pixels", "images_with_class"]].to_numpy(),
-        text=[f"{v:.2%}" for v in df["pixel_fraction"]], textposition="auto",
-        hovertemplate="%{y}: %{x:.2%} of pixels<br>%{customdata[0]:,} px in %{customdata[1]:,} images<extra></extra>",
-    ))
-    fig.update_layout(title=title, xaxis_tickformat=".0%", height=60 + 32 * len(df), margin=dict(l=10, r=10, t=40, b=10))
-    return fig
+
+def contours(mask: np.ndarray, visible: list[int] | None = None) -> np.ndarray:
+    """bool (H, W): pixels on a border between two classes (drawn classes only when ``visible``)."""
+    edge = np.zeros(mask.shape, bool)
+    edge[:-1] |= mask[:-1] != mask[1:]
+    edge[1:] |= mask[1:] != mask[:-1]
+    edge[:, :-1] |= mask[:, :-1] != mask[:, 1:]
+    edge[:, 1:] |= mask[:, 1:] != mask[:, :-1]
+    if visible is not None:
+        edge &= np.isin(mask, list(visible))
+    return edge
+
+
+def render(image: np.ndarray, mask: np.ndarray | None, class_map: ClassMap, mode: str = "overlay",
+           alpha: float = 0.5, visible: list[int] | None = None, outline: bool = False, gap: int = 4) -> np.ndarray:
+    """One view of an image and its mask.
+
+    Args:
+        image: uint8 (H, W) or (H, W, 3). mask: uint8 (H, W) class ids or None (unlabeled).
+        mode: "overlay" (mask blended at ``alpha``), "image", "mask" (colours only, hidden
+            classes black) or "side_by_side" (image | overlay, ``gap`` white pixels apart).
+        visible: class ids to draw; None draws every class, [] none.
+        outline: also draw class borders in the class colours (overlay modes).
+    Returns:
+        uint8 (H, W, 3), or (H, 2W + gap, 3) side by side.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown display mode {mode!r}; one of {', '.join(MODES)}")
+    rgb = to_rgb(image)
+    if mode == "image" or mask is None and mode != "side_by_side":
+        return rgb.copy()
+    if mode == "mask":
+        out = colorize(mask, class_map)
+        if visible is not None:
+            out = np.where(np.isin(mask, list(visible))[..., None], out, 0).astype(np.uint8)
+        return out
+    over = overlay(rgb, mask, class_map, alpha, visible)
+    if outline and mask is not None:
+        edge = contours(mask, visible)
+        over[edge] = colorize(mask, class_map)[edge]
+    if mode == "overlay":
+        return over
+    out = np.full((rgb.shape[0], 2 * rgb.shape[1] + gap, 3), 255, np.uint8)
+    out[:, : rgb.shape[1]] = rgb
+    out[:, rgb.shape[1] + gap :] = over
+    return out
+
+
+def thumbnail_pair(image: np.ndarray, mask: np.ndarray | None, size: int = 192) -> tuple[np.ndarray, np.ndarray | None]:
+    """Scale an image and its mask so the longer side is about ``size`` pixels.
+
+    Large images shrink with area averaging (image) and nearest neighbour (mask: ids must
+    stay ids); small ones grow by a whole factor with nearest neighbour, so that the browser
+    does not blur the class borders of a 64x128 crop. Returns the same dtypes and layouts.
+    """
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    longest = max(h, w)
+    if longest > size:
+        scale = size / longest
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        image = np.asarray(Image.fromarray(image).resize((nw, nh), Image.Resampling.BOX))
+        if mask is not None:
+            mask = np.asarray(Image.fromarray(mask).resize((nw, nh), Image.Resampling.NEAREST))
+        return image, mask
+    k = size // longest
+    if k >= 2:
+        image = image.repeat(k, 0).repeat(k, 1)
+        mask = None if mask is None else mask.repeat(k, 0).repeat(k, 1)
+    return image, mask
+
+
+def encode(rgb: np.ndarray, quality: int = 85) -> tuple[bytes, str]:
+    """uint8 (H, W, 3) -> (bytes, mime): PNG for small or flat pictures, JPEG for large photos."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    if rgb.shape[0] * rgb.shape[1] <= 256 * 256:
+        Image.fromarray(rgb).save(buf, "PNG", compress_level=1)  # small: lossless, fast
+        return buf.getvalue(), "image/png"
+    Image.fromarray(rgb).save(buf, "JPEG", quality=quality)
+    return buf.getvalue(), "image/jpeg"
+
+
+def legend_html(class_map: ClassMap, visible: list[int] | None = None) -> str:
+    """A one-line legend: a colour square and the name of each class; hidden classes struck out."""
+    from html import escape
+
+    items = []
+    for c in class_map:
+        shown = visible is None or c.id in visible
+        style = "" if shown else "text-decoration:line-through;opacity:0.45;"
+        items.append(f'<span style="margin-right:14px;white-space:nowrap;{style}">'
+                     f'<span style="display:inline-block;width:12px;height:12px;background:{c.color};'
+                     f'border:1px solid #888;vertical-align:middle;margin-right:4px"></span>{escape(c.name)}'
+                     f'{" (ignored)" if c.ignore else ""}</span>')
+    return '<div style="line-height:1.8">' + "".join(items) + "</div>"
+
+
+def class_share_figure(per_class, title: str = "Pixel share per class"):
+    """Moved to :mod:`seglib.plots`; kept here for existing callers."""
+    from .plots import class_share_figure as figure
+
+    return figure(per_class, title)

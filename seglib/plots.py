@@ -1,0 +1,147 @@
+"""Class-distribution and image-statistics figures (plotly) as pure functions.
+
+Every clickable bar carries a tagged ``customdata`` list that :func:`seglib.browse.apply_selection`
+turns into a filter: ``["class", id, ...]``, ``["range", column, lo, hi, closed, id or -1, count]``,
+``["pair", a, b, count]``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .browse import CLASS, PAIR, RANGE
+from .data.classmap import ClassMap
+
+__all__ = ["class_share_figure", "images_per_class_figure", "fraction_histograms_figure",
+           "stat_histogram_figure", "cooccurrence_figure", "pairs_figure", "bar_color"]
+
+_MARGIN = dict(l=10, r=10, t=40, b=10)
+
+
+def bar_color(color: str) -> str:
+    """Black bars vanish on dark themes and look like holes on light ones: draw them grey."""
+    return "#BBBBBB" if color.upper() == "#000000" else color
+
+
+def _class_bars(per_class: pd.DataFrame, x: str, title: str, text: list[str], hover: str,
+                xformat: str | None = None) -> go.Figure:
+    df = per_class.iloc[::-1]
+    custom = [[CLASS, int(r.id), int(r.pixels), int(r.images_with_class)] for r in df.itertuples()]
+    fig = go.Figure(go.Bar(x=df[x], y=df["name"], orientation="h", marker_color=[bar_color(c) for c in df["color"]],
+                           customdata=custom, text=text[::-1], textposition="auto", hovertemplate=hover))
+    fig.update_layout(title=title, height=60 + 32 * len(df), margin=_MARGIN, clickmode="event+select",
+                      xaxis_tickformat=xformat)
+    return fig
+
+
+def class_share_figure(per_class: pd.DataFrame, title: str = "Pixel share per class") -> go.Figure:
+    """Horizontal bars of ``stats.per_class()`` (or ``browse.subset_per_class``) in the class colours."""
+    return _class_bars(per_class, "pixel_fraction", title, [f"{v:.2%}" for v in per_class["pixel_fraction"]],
+                       "%{y}: %{x:.2%} of pixels<br>%{customdata[2]:,} px in %{customdata[3]:,} images"
+                       "<extra>click: images with %{y}</extra>", ".0%")
+
+
+def images_per_class_figure(per_class: pd.DataFrame, title: str = "Images containing each class") -> go.Figure:
+    """Horizontal bars: number of labeled images in which each class occurs."""
+    return _class_bars(per_class, "images_with_class", title, [f"{v:,}" for v in per_class["images_with_class"]],
+                       "%{y}: in %{x:,} images<extra>click: images with %{y}</extra>")
+
+
+def _bins(values: np.ndarray, bins: int, lo: float | None = None, hi: float | None = None):
+    """np.histogram with integer-aware edges: an integer column gets one bin per value when few."""
+    lo = float(np.min(values)) if lo is None else lo
+    hi = float(np.max(values)) if hi is None else hi
+    if hi <= lo:
+        hi = lo + 1.0
+    if np.all(np.mod(values, 1) == 0) and hi - lo + 1 <= bins:
+        edges = np.arange(lo, hi + 2) - 0.5
+    else:
+        edges = np.linspace(lo, hi, bins + 1)
+    counts, edges = np.histogram(values, edges)
+    return counts, edges
+
+
+def _range_custom(column: str, edges: np.ndarray, counts: np.ndarray, class_id: int = -1) -> list[list]:
+    """One ``["range", ...]`` per bin: half-open like np.histogram, the last bin closed."""
+    n = len(counts)
+    return [[RANGE, column, float(edges[k]), float(edges[k + 1]), k == n - 1, class_id, int(counts[k])]
+            for k in range(n)]
+
+
+def fraction_histograms_figure(per_image: pd.DataFrame, class_map: ClassMap, class_ids: list[int] | None = None,
+                               bins: int = 20, cols: int = 3) -> go.Figure:
+    """Small multiples: per class, how much of each image it covers, over the images that contain it.
+
+    Images without the class are left out (the images-per-class chart counts them), so the
+    bins show the spread where the class occurs. Clicking a bin keeps those images.
+    """
+    class_ids = [c.id for c in class_map if not c.ignore] if class_ids is None else list(class_ids)
+    cols = max(1, min(cols, len(class_ids)))
+    rows = max(1, -(-len(class_ids) // cols))
+    names = [class_map.name_of(c) for c in class_ids]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, vertical_spacing=0.5 / max(rows, 1) if rows > 1 else 0.1)
+    for k, cid in enumerate(class_ids):
+        col = f"frac_{cid}"
+        values = per_image[col].to_numpy(np.float64) if col in per_image else np.zeros(0)
+        values = values[np.nan_to_num(values) > 0]
+        counts, edges = _bins(values, bins, 0.0, 1.0) if len(values) else (np.zeros(bins, int), np.linspace(0, 1, bins + 1))
+        color = bar_color(class_map.by_id(cid).color) if cid in class_map.ids else "#888888"
+        fig.add_trace(go.Bar(
+            x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges), marker_color=color, name=names[k],
+            customdata=_range_custom(col, edges, counts, cid), showlegend=False,
+            hovertemplate=f"{names[k]}: %{{customdata[2]:.1%}}–%{{customdata[3]:.1%}} of the image"
+                          "<br>%{y:,} images<extra></extra>"), row=k // cols + 1, col=k % cols + 1)
+    fig.update_xaxes(tickformat=".0%", range=[0, 1])
+    fig.update_layout(title="Share of the image covered, per class (images that contain it)", bargap=0.05,
+                      height=80 + 190 * rows, margin=_MARGIN, clickmode="event+select")
+    return fig
+
+
+def stat_histogram_figure(per_image: pd.DataFrame, column: str, bins: int = 30, label: str | None = None) -> go.Figure:
+    """Histogram of one per-image column (NaN rows left out); clicking a bin keeps those images."""
+    values = per_image[column].to_numpy(np.float64)
+    values = values[~np.isnan(values)]
+    counts, edges = _bins(values, bins) if len(values) else (np.zeros(1, int), np.array([0.0, 1.0]))
+    label = label or column
+    fig = go.Figure(go.Bar(
+        x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges), marker_color="#4363D8",
+        customdata=_range_custom(column, edges, counts),
+        hovertemplate=f"{label} in [%{{customdata[2]:,.4g}}, %{{customdata[3]:,.4g}}]<br>%{{y:,}} images<extra></extra>"))
+    fig.update_layout(title=f"Images by {label}", xaxis_title=label, yaxis_title="images", bargap=0.05,
+                      height=300, margin=_MARGIN, clickmode="event+select")
+    return fig
+
+
+def cooccurrence_figure(cooc: pd.DataFrame, normalize: bool = False) -> go.Figure:
+    """Heatmap of ``cooccurrence()``: images holding both classes (or, normalized, the share of
+    the row class's images that also hold the column class)."""
+    counts = cooc.to_numpy(np.float64)
+    z = counts / np.maximum(np.diag(counts)[:, None], 1) if normalize else counts
+    text = [[f"{v:.0%}" if normalize else f"{int(v):,}" for v in row] for row in z]
+    fig = go.Figure(go.Heatmap(z=z, x=list(cooc.columns), y=list(cooc.index), text=text, texttemplate="%{text}",
+                               colorscale="Blues", customdata=counts,
+                               hovertemplate="%{y} & %{x}: %{customdata:,} images<extra></extra>"))
+    fig.update_layout(title="Class co-occurrence" + (" (share of the row class's images)" if normalize else " (images)"),
+                      yaxis_autorange="reversed", height=120 + 40 * len(cooc), margin=_MARGIN)
+    return fig
+
+
+def pairs_figure(cooc: pd.DataFrame, class_map: ClassMap, top: int = 15) -> go.Figure:
+    """Bars of the ``top`` class pairs by number of images holding both; clicking one keeps them.
+
+    Plotly heatmaps report no selections in Streamlit, so pairs are picked here instead.
+    """
+    ids, counts = class_map.ids, cooc.to_numpy()
+    pairs = [(int(counts[i, j]), ids[i], ids[j]) for i in range(len(ids)) for j in range(i + 1, len(ids))
+             if counts[i, j] > 0]
+    pairs = sorted(pairs, key=lambda p: (-p[0], p[1], p[2]))[:top][::-1]
+    labels = [f"{class_map.name_of(a)} + {class_map.name_of(b)}" for _, a, b in pairs]
+    fig = go.Figure(go.Bar(
+        x=[p[0] for p in pairs], y=labels, orientation="h", marker_color="#3CB44B",
+        customdata=[[PAIR, a, b, n] for n, a, b in pairs], text=[f"{p[0]:,}" for p in pairs], textposition="auto",
+        hovertemplate="%{y}: %{x:,} images<extra>click: images with both</extra>"))
+    fig.update_layout(title="Class pairs: images holding both", height=60 + 28 * max(len(pairs), 1),
+                      margin=_MARGIN, clickmode="event+select")
+    return fig

@@ -1,0 +1,79 @@
+"""Plotly figures: right numbers, class colours, and customdata that says what a click means."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seglib import browse, plots, viz
+from seglib.data import open_dataset
+from seglib.stats import compute_stats
+
+
+@pytest.fixture(scope="module")
+def demo(demo_npz):
+    ds = open_dataset(demo_npz)
+    return ds, compute_stats(ds)
+
+
+def test_class_bars(demo):
+    ds, st = demo
+    per_class = st.per_class()
+    for fig, column in ((plots.class_share_figure(per_class), "pixel_fraction"),
+                        (plots.images_per_class_figure(per_class), "images_with_class")):
+        bar = fig.data[0]
+        # drawn bottom-up: the first class is the top bar
+        assert list(bar.y) == list(per_class["name"])[::-1]
+        assert np.allclose(bar.x, per_class[column].to_numpy()[::-1])
+        assert [d[0] for d in bar.customdata] == ["class"] * len(per_class)
+        assert [d[1] for d in bar.customdata] == list(per_class["id"])[::-1]
+    # black classes are drawn grey, others in their colour
+    colors = list(plots.class_share_figure(per_class).data[0].marker.color)[::-1]
+    for c, got in zip(ds.class_map, colors):
+        assert got == ("#BBBBBB" if c.color == "#000000" else c.color)
+    assert list(viz.class_share_figure(per_class).data[0].y) == list(plots.class_share_figure(per_class).data[0].y)
+
+
+def test_fraction_histograms_one_panel_per_class(demo):
+    ds, st = demo
+    table = st.per_image
+    fig = plots.fraction_histograms_figure(table, ds.class_map, bins=10)
+    assert len(fig.data) == len(ds.class_map)
+    for cid, trace in zip(ds.class_map.ids, fig.data):
+        assert trace.y.sum() == int((table[f"px_{cid}"] > 0).sum())
+        assert all(d[1] == f"frac_{cid}" and d[5] == cid for d in trace.customdata)
+        assert trace.customdata[-1][4] is True and trace.customdata[0][4] is False
+
+
+def test_stat_histogram_integer_column_one_bin_per_value(demo):
+    _, st = demo
+    table = st.per_image
+    fig = plots.stat_histogram_figure(table, "n_classes")
+    bar = fig.data[0]
+    values = table["n_classes"].dropna()
+    assert len(bar.y) == values.max() - values.min() + 1
+    assert bar.y.sum() == len(values)
+
+
+def test_pairs_and_heatmap(demo):
+    ds, st = demo
+    cooc = st.cooccurrence()
+    fig = plots.pairs_figure(cooc, ds.class_map, top=3)
+    bar = fig.data[0]
+    assert len(bar.y) == 3
+    top = bar.customdata[-1]  # the largest pair is the top bar (last drawn)
+    assert top[0] == "pair" and top[3] == max(bar.x)
+    names = ds.class_map.names
+    assert cooc.loc[names[top[1]], names[top[2]]] == top[3]
+    # clicking it keeps exactly those images
+    got = browse.select(st.per_image, browse.apply_selection(browse.BrowseFilter(), [{"customdata": list(top)}]))
+    assert len(got) == top[3]
+    heat = plots.cooccurrence_figure(cooc, normalize=True).data[0]
+    assert np.allclose(np.diag(heat.z), 1.0)
+
+
+def test_empty_inputs_do_not_fail(demo):
+    ds, st = demo
+    empty = st.per_image.iloc[:0]
+    assert plots.stat_histogram_figure(empty, "mean").data[0].y.sum() == 0
+    assert plots.fraction_histograms_figure(empty, ds.class_map).data[0].y.sum() == 0
+    assert len(plots.pairs_figure(browse.subset_cooccurrence(empty, ds.class_map), ds.class_map).data[0].y) == 0
