@@ -24,7 +24,7 @@ from .data.dataset import NpzDataset, SegDataset
 from .data.io import to_uint8
 from .data.report import Problem
 
-STATS_VERSION = 3
+STATS_VERSION = 4
 CHUNK = 1024
 Progress = Callable[[int, int], None]
 
@@ -212,15 +212,18 @@ def compute_stats(ds: SegDataset, use_cache: bool = True, progress: Progress | N
     hit = cache.load("stats", key, cache_root) if use_cache else None
     if hit is not None:
         meta = hit["meta"]
-        st = DatasetStats(meta["ids"], hit["labeled"], hit["counts"].astype(np.int64), hit["intensity"], hit["shape"],
+        counts = np.zeros((len(meta["ids"]), 256), np.int64)
+        counts[:, meta["count_columns"]] = hit["counts"]
+        st = DatasetStats(meta["ids"], hit["labeled"], counts, hit["intensity"], hit["shape"],
                           ClassMap.from_list(meta["class_map"]) if meta["class_map"] else ds.class_map,
                           [Problem(**p) for p in meta["problems"]], from_cache=True)
         st.class_map.inferred = meta["inferred"]
     else:
         st = _compute(ds, progress)
-        cache.save("stats", key, {"labeled": st.labeled, "counts": st.counts.astype(np.int32),
+        used = np.flatnonzero(st.counts.any(0))  # a handful of the 256 id columns: store only those
+        cache.save("stats", key, {"labeled": st.labeled, "counts": st.counts[:, used],
                                   "intensity": st.intensity, "shape": st.shape},
-                   meta={"ids": st.ids, "problems": [p.to_dict() for p in st.problems],
+                   meta={"ids": st.ids, "count_columns": used.tolist(), "problems": [p.to_dict() for p in st.problems],
                          "class_map": st.class_map.to_list(), "inferred": st.class_map.inferred},
                    root=cache_root)
     ds.record_problems(st.problems)

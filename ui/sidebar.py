@@ -8,6 +8,12 @@ from seglib.data import DatasetError
 from . import data, state
 
 
+def short_path(file: str, root) -> str:
+    """A problem's file relative to the dataset (full paths crowd the sidebar)."""
+    root = str(root)
+    return file[len(root):].lstrip("/") or file if file.startswith(root) else file
+
+
 def _use(path: str) -> None:
     st.session_state[state.DATASET] = path
     if path:
@@ -61,4 +67,4 @@ def dataset_picker() -> None:
             with st.expander(label, expanded=False):
                 st.caption("See the Home page for the full report.")
                 for p in report.problems[:8]:
-                    st.markdown(f"- `{p.file}`: {p.problem}")
+                    st.markdown(f"- `{short_path(p.file, ds.source)}`: {p.problem}")

@@ -144,8 +144,10 @@ class MaskDecoder:
         self._color_ids = np.array(class_map.ids, np.uint8)[order] if len(class_map) else np.zeros(0, np.uint8)
 
     def decode(self, raw: np.ndarray, mode: str = "L") -> tuple[np.ndarray, dict]:
-        """Returns (mask uint8 (H, W), {unknown value or '#RRGGBB': pixel count})."""
-        if raw.ndim == 3:
+        """Returns (mask uint8 (..., H, W), {unknown value or '#RRGGBB': pixel count}).
+
+        ``raw`` is (H, W) or a batch (B, H, W) of values, or (H, W, 3) colours with mode "RGB"."""
+        if mode == "RGB":
             return self._decode_rgb(raw)
         values = raw
         if self.encoding == "binary" and mode != "P":

@@ -93,10 +93,15 @@ def page(browser):
 def wait_for_app(pg, timeout: float = 60_000) -> None:
     """Wait until the script run finished: no 'Running…' status widget and no spinner."""
     pg.wait_for_selector("[data-testid=stApp]", timeout=timeout)
+    # The first script run has produced something in the main area...
+    pg.wait_for_selector("[data-testid=stMain] [data-testid=stElementContainer]", timeout=timeout)
+    pg.wait_for_timeout(200)
+    # ...and no run is in progress.
     pg.wait_for_function(
         "() => !document.querySelector('[data-testid=stStatusWidget]') && "
-        "!document.querySelector('[data-testid=stSpinner]')", timeout=timeout)
-    pg.wait_for_timeout(300)
+        "!document.querySelector('[data-testid=stSpinner]') && "
+        "!document.querySelector('[data-stale=true]')", timeout=timeout)
+    pg.wait_for_timeout(500)  # images and charts load after the elements
 
 
 def shot(pg, name: str) -> Path:
