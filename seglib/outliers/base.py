@@ -1,0 +1,77 @@
+"""The detector registry and the shape of a flag table.
+
+A detector is ``fn(ds, stats) -> DataFrame`` with the columns of :data:`COLUMNS`, one row per
+flagged image, registered with ``@detector("name")``. Scores are 0..1, higher = more suspicious;
+``group`` ties together images that a reviewer should look at side by side.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+COLUMNS = ["image_id", "detector", "reason", "score", "group"]
+DETECTORS: dict[str, Callable] = {}
+
+
+def detector(name: str):
+    """Register ``fn(ds, stats) -> DataFrame`` under ``name`` in :data:`DETECTORS`."""
+    def wrap(fn):
+        fn.detector_name = name
+        DETECTORS[name] = fn
+        return fn
+    return wrap
+
+
+def flags_frame(rows: list[dict] | None = None) -> pd.DataFrame:
+    """Rows (dicts with the COLUMNS keys) -> a typed table sorted most suspicious first."""
+    df = pd.DataFrame(rows or [], columns=COLUMNS)
+    df["image_id"] = df["image_id"].astype(str)
+    df["detector"] = df["detector"].astype(str)
+    df["reason"] = df["reason"].astype(str)
+    df["score"] = df["score"].astype(float).clip(0.0, 1.0)
+    df["group"] = df["group"].astype(object).where(df["group"].notna(), None)
+    return sort_flags(df)
+
+
+def sort_flags(df: pd.DataFrame) -> pd.DataFrame:
+    """Most suspicious first; ties kept together by group, then by image id (stable output)."""
+    order = df.assign(_g=df["group"].fillna("")).sort_values(
+        ["score", "_g", "image_id", "detector"], ascending=[False, True, True, True], kind="mergesort")
+    return order.drop(columns="_g").reset_index(drop=True)
+
+
+def robust_z(x: np.ndarray) -> np.ndarray:
+    """(x - median) / (1.4826 * MAD), with the scale floored so that a dataset with no spread
+    does not turn tiny differences into huge scores. float64 (N,)."""
+    x = np.asarray(x, np.float64)
+    if not len(x):
+        return x
+    med = np.median(x)
+    scale = 1.4826 * np.median(np.abs(x - med))
+    scale = max(scale, 0.02 * abs(med), 1e-6)
+    return (x - med) / scale
+
+
+def z_score(z: float, scale: float = 10.0) -> float:
+    """A robust z (in SDs) -> a 0..1 suspicion score: 6 SDs ~0.45, 20 SDs ~0.86."""
+    return float(1.0 - np.exp(-abs(z) / scale))
+
+
+def groups_from_pairs(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected components of the graph with edges (a[k], b[k]) over n nodes: (n,) int labels."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    g = coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(n, n))
+    return connected_components(g, directed=False)[1]
+
+
+def numbered_groups(labels: np.ndarray, members: np.ndarray, prefix: str) -> dict[int, str]:
+    """Name the components that hold >= 2 of ``members`` (indices) as prefix1, prefix2, ...:
+    largest first, ties by first member, so names are stable for a dataset."""
+    lab = labels[members]
+    uniq, counts = np.unique(lab, return_counts=True)
+    first = {u: members[lab == u].min() for u in uniq}
+    keep = sorted((u for u, c in zip(uniq, counts) if c >= 2), key=lambda u: (-counts[uniq == u][0], first[u]))
+    return {int(u): f"{prefix}{k + 1}" for k, u in enumerate(keep)}

@@ -1,0 +1,170 @@
+"""Image and label statistics detectors: blank, clipped, unusual intensity/texture, odd size;
+single-class masks, classes where they never are, fragmented masks.
+
+Absolute rules (a blank image is blank in any dataset) come first; dataset-relative rules use
+robust bands (median/MAD, IQR, like Encord Active's) and only run on enough images for the
+bands to mean something. Thresholds are deliberately far out: a reviewer's time is the cost
+of a false flag.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..data.classmap import UNKNOWN_INDEX
+from .base import detector, flags_frame, robust_z, z_score
+from .features import Features, aligned, features_for
+
+MIN_FOR_BANDS = 20     # dataset-relative rules need at least this many images
+Z_FLAG = 6.0           # robust SDs from the median before a measure counts as unusual
+CLIPPED = 0.5          # share of pixels at the ends of the range that makes an image saturated
+LAYOUT_MIN = 50        # labeled masks needed to learn where each class usually is
+LAYOUT_RARE_P = 0.02   # a pixel is "out of place" if its class covers this little of that spot
+LAYOUT_FLAG = 0.08     # ... and at least this share of the mask is out of place
+
+_MEASURES = {  # feature -> (words, unit format)
+    "mean": ("brightness (mean {v:.0f})", "{v:.0f}"),
+    "std": ("contrast (std {v:.1f})", "{v:.1f}"),
+    "grad": ("texture (mean gradient {v:.1f})", "{v:.1f}"),
+}
+
+
+def _blank_or_clipped(f: Features, inten: np.ndarray, k: int, med_low: float, med_high: float):
+    """(score, reason) for the absolute rules, or None."""
+    mean, std, lo, hi = (float(v) for v in inten[k])
+    if std < 0.5:
+        what = f"constant value {int(lo)}" if lo == hi else f"values {int(lo)}-{int(hi)}"
+        state = "saturated, white" if mean >= 250 else "blank"
+        return 1.0, f"std {std:.1f}, image is {state} ({what})"
+    if f.high[k] >= CLIPPED and med_high < 0.05:
+        return 0.75 + 0.2 * float(f.high[k]), (f"{f.high[k]:.0%} of pixels clipped to white (>= 253), image is "
+                                               f"saturated (dataset median {med_high:.0%})")
+    if f.low[k] >= CLIPPED and med_low < 0.05:
+        return 0.7 + 0.2 * float(f.low[k]), (f"{f.low[k]:.0%} of pixels crushed to black (<= 2) "
+                                             f"(dataset median {med_low:.0%})")
+    if f.mode_frac[k] >= 0.98:
+        return 0.9, f"{f.mode_frac[k]:.0%} of pixels have the value {int(f.mode_value[k])}, image is nearly blank"
+    return None
+
+
+def _odd_size(shape: np.ndarray) -> dict[int, str]:
+    """Images whose size is rare (< 1%) where one size covers >= 95% of the dataset."""
+    if len(shape) < MIN_FOR_BANDS:
+        return {}
+    keys = shape[:, 0].astype(np.int64) * 100_000 + shape[:, 1]
+    uniq, inv, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    top = counts.argmax()
+    if counts[top] < 0.95 * len(keys):
+        return {}
+    th, tw = divmod(int(uniq[top]), 100_000)
+    share = counts[top] / len(keys)
+    return {int(k): f"size {shape[k, 1]}x{shape[k, 0]} (WxH) while {share:.0%} of images are {tw}x{th}"
+            for k in np.flatnonzero(counts[inv] < 0.01 * len(keys))}
+
+
+@detector("image_stats")
+def image_stats(ds, stats) -> pd.DataFrame:
+    """Blank, saturated or crushed images; brightness, contrast or texture far from the rest."""
+    f = features_for(ds, stats)
+    n = len(f)
+    inten = aligned(stats, f, "intensity").astype(np.float64)
+    med_low, med_high = (float(np.median(f.low)), float(np.median(f.high))) if n else (0.0, 0.0)
+    values = {"mean": inten[:, 0], "std": inten[:, 1], "grad": f.grad.astype(np.float64)}
+    zs = {m: robust_z(v) for m, v in values.items()} if n >= MIN_FOR_BANDS else {}
+    odd = _odd_size(aligned(stats, f, "shape"))
+    rows = []
+    for k in range(n):
+        found = _blank_or_clipped(f, inten, k, med_low, med_high)
+        if found is None and zs:
+            m = max(zs, key=lambda m: abs(zs[m][k]))
+            z = float(zs[m][k])
+            if abs(z) >= Z_FLAG:
+                words, fmt = _MEASURES[m]
+                med = fmt.format(v=float(np.median(values[m])))
+                found = z_score(z), (f"{words.format(v=values[m][k])} is {abs(z):.1f} robust SDs "
+                                     f"{'above' if z > 0 else 'below'} the dataset median ({med})")
+        if found is None and k in odd:
+            found = 0.4, odd[k]
+        if found is not None:
+            rows.append({"image_id": f.ids[k], "detector": "image_stats", "score": found[0], "reason": found[1],
+                         "group": None})
+    return flags_frame(rows)
+
+
+# --- labels -----------------------------------------------------------------------------
+def _layout_rare(f: Features, lab: np.ndarray, names: dict[int, str]) -> dict[int, tuple[float, str]]:
+    """Share of each mask's pixels whose class (almost) never covers that spot in other masks.
+
+    The prior P(class | position) is learned on the 32x32 nearest-neighbour masks of all
+    labeled images; a dataset without layout (aerial, microscopy) has a flat prior and flags
+    nothing. Returns {row: (share, words)}."""
+    m = f.mask_small[lab].astype(np.int64)
+    if len(m) < LAYOUT_MIN:
+        return {}
+    classes = np.unique(m[m != UNKNOWN_INDEX])
+    lut = np.full(256, -1)
+    lut[classes] = np.arange(len(classes))
+    idx = lut[m]  # (n, 32, 32) class position in `classes`, -1 unknown
+    prior = np.stack([(idx == c).mean(0) for c in range(len(classes))])  # (C, 32, 32)
+    yy, xx = np.mgrid[0 : m.shape[1], 0 : m.shape[2]]
+    p = np.where(idx >= 0, prior[np.maximum(idx, 0), yy, xx], 1.0)
+    rare = p < LAYOUT_RARE_P
+    share = rare.mean((1, 2))
+    q1, q3 = np.percentile(share, [25, 75])
+    cut = max(LAYOUT_FLAG, q3 + 6 * (q3 - q1))
+    out = {}
+    rows = np.flatnonzero(lab)
+    for k in np.flatnonzero(share >= cut):
+        cls = classes[np.bincount(idx[k][rare[k]], minlength=len(classes)).argmax()]
+        ys = yy[rare[k] & (m[k] == cls)].mean() / m.shape[1]
+        where = "top" if ys < 1 / 3 else "bottom" if ys > 2 / 3 else "middle"
+        out[int(rows[k])] = (float(share[k]), f"{share[k]:.0%} of pixels labeled where their class almost never is in "
+                                              f"this dataset (mostly {names.get(int(cls), cls)} in the {where} part)")
+    return out
+
+
+def _label_findings(f: Features, stats) -> dict[int, list[tuple[float, str]]]:
+    lab = f.labeled
+    n_lab = int(lab.sum())
+    names = dict(zip(stats.class_map.ids, stats.class_map.names))
+    counts = aligned(stats, f, "counts").copy()
+    counts[:, UNKNOWN_INDEX] = 0
+    present = counts > 0
+    found: dict[int, list[tuple[float, str]]] = {}
+    add = lambda k, s, r: found.setdefault(int(k), []).append((s, r))  # noqa: E731
+    if n_lab < MIN_FOR_BANDS:
+        return found
+    single = lab & (present.sum(1) == 1)
+    if single.sum() < 0.02 * n_lab:
+        several = 1 - single.sum() / n_lab
+        for k in np.flatnonzero(single):
+            c = int(present[k].argmax())
+            add(k, 0.7, f"mask is 100% {names.get(c, c)}, while {several:.1%} of masks hold several classes")
+    share = present[lab].mean(0)
+    for c in np.flatnonzero(share >= 0.99) if n_lab >= 100 else []:
+        for k in np.flatnonzero(lab & ~present[:, c] & ~single):
+            add(k, 0.55, f"no {names.get(int(c), c)}, which {share[c]:.1%} of masks have")
+    for k, (s, words) in _layout_rare(f, lab, names).items():
+        add(k, 0.5 + 0.4 * min(1.0, s / 0.3), words)
+    pieces = f.fragments.sum(1).astype(np.float64)
+    z = np.zeros(len(f))
+    z[lab] = robust_z(pieces[lab])
+    med = float(np.median(pieces[lab]))
+    for k in np.flatnonzero(lab & (z >= Z_FLAG) & (pieces >= med + 5)):
+        c = int(f.fragments[k].argmax())
+        add(k, z_score(z[k]), f"mask in {int(pieces[k])} pieces ({names.get(c, c)} in {f.fragments[k, c]}); "
+                              f"dataset median {med:.0f}, {z[k]:.1f} robust SDs above")
+    return found
+
+
+@detector("label_stats")
+def label_stats(ds, stats) -> pd.DataFrame:
+    """Masks unlike the rest of the dataset: one class only, a ubiquitous class missing, classes
+    where they never are, or far more fragments than usual. Unlabeled images are skipped."""
+    f = features_for(ds, stats)
+    rows = []
+    for k, items in _label_findings(f, stats).items():
+        items.sort(key=lambda t: -t[0])
+        rows.append({"image_id": f.ids[k], "detector": "label_stats", "score": items[0][0],
+                     "reason": "; ".join(r for _, r in items), "group": None})
+    return flags_frame(rows)
