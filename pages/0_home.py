@@ -21,15 +21,17 @@ c2.metric("Labeled", f"{int(stats.labeled.sum()):,}")
 c3.metric("Classes", len(ds.class_map))
 c4.metric("Problems", len(ds.report), help="Files left out or with warnings; see the report below")
 
-left, right = st.columns([3, 2])
+left, right = st.columns([1, 1])
 with left:
     st.plotly_chart(viz.class_share_figure(per_class), width="stretch")
 with right:
-    table = per_class.assign(share=per_class["pixel_fraction"]).drop(columns=["pixel_fraction"])
+    table = per_class.assign(share=per_class["pixel_fraction"]).drop(columns=["pixel_fraction", "color"])
+    if not table["ignore"].any():
+        table = table.drop(columns=["ignore"])
     st.dataframe(table, hide_index=True, width="stretch", column_config={
         "share": st.column_config.ProgressColumn("share", format="percent", min_value=0.0, max_value=1.0),
         "pixels": st.column_config.NumberColumn(format="localized"),
-        "color": st.column_config.TextColumn("colour")})
+        "images_with_class": st.column_config.NumberColumn("images", help="Labeled images that contain the class")})
     sizes = stats.size_histogram()
     st.caption("Image sizes (H×W×C): " + ", ".join(
         f"{r.height}×{r.width}×{r.channels} ({r.count:,})" for r in sizes.head(6).itertuples()))
@@ -42,6 +44,7 @@ for k, image_id in enumerate(sample_ids):
     img, mask, _ = ds.load_pair(image_id)
     if img is None:
         continue
+    img, mask = viz.thumbnail_pair(img, mask, size=384)  # big photos stay light in the browser
     cols[k % 4].image(viz.overlay(img, mask, ds.class_map, opacity), caption=image_id, width="stretch")
 
 st.subheader("Validation report")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,12 +72,16 @@ def save_upload(name: str, data: bytes) -> str:
         out = root / f"{Path(name).stem}-{digest}"
         if not out.exists():
             tmp = root / f".{out.name}.tmp"
-            with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                for member in zf.namelist():
-                    target = (tmp / member).resolve()
-                    if not str(target).startswith(str(tmp.resolve())):
-                        raise DatasetError(f"{name}: unsafe path inside the zip: {member}")
-                zf.extractall(tmp)
+            shutil.rmtree(tmp, ignore_errors=True)  # left by an earlier failed upload
+            try:
+                with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                    for member in zf.namelist():
+                        target = (tmp / member).resolve()
+                        if not str(target).startswith(str(tmp.resolve())):
+                            raise DatasetError(f"{name}: unsafe path inside the zip: {member}")
+                    zf.extractall(tmp)
+            except zipfile.BadZipFile as e:
+                raise DatasetError(f"{name}: not a readable zip file ({e})") from None
             tmp.replace(out)
         # A zip usually holds one top folder: open that.
         entries = [p for p in out.iterdir() if not p.name.startswith((".", "__MACOSX"))]
