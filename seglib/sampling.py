@@ -109,7 +109,7 @@ def distribution_figure(table: pd.DataFrame, measure: str = "pixel_share"):
     """Grouped bars (plotly): share per class before vs after rebalancing."""
     import plotly.graph_objects as go
 
-    label = {"pixel_share": "Pixel share", "image_share": "Images containing the class"}[measure]
+    label = {"pixel_share": "Pixel share", "image_share": "Drawn images that contain the class"}[measure]
     fig = go.Figure()
     for when, opacity in (("before", 0.45), ("after", 1.0)):
         part = table[(table["measure"] == measure) & (table["when"] == when)]
@@ -117,7 +117,7 @@ def distribution_figure(table: pd.DataFrame, measure: str = "pixel_share"):
         fig.add_bar(x=part["name"], y=part["share"], name=when, marker_color=colors, opacity=opacity,
                     text=[f"{v:.1%}" for v in part["share"]], textposition="outside",
                     hovertemplate="%{x} " + when + ": %{y:.2%}<extra></extra>")
-    fig.update_layout(title=f"{label}, as the training sampler sees it", barmode="group", yaxis_tickformat=".0%",
+    fig.update_layout(title=label, barmode="group", yaxis_tickformat=".0%",
                       height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=1.12, x=1,
                                                                                    xanchor="right"))
     return fig

@@ -1,0 +1,97 @@
+"""AppTest of the Augment page: add a transform, preview, save, load; the CLI over the same files."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+APP, PAGE = str(ROOT / "app.py"), "pages/3_augment.py"
+
+
+@pytest.fixture
+def app_dir(tmp_path, demo_npz, monkeypatch):
+    d = tmp_path / "app-data"
+    (d / "demo").mkdir(parents=True)
+    shutil.copy(demo_npz, d / "demo" / "mars_demo.npz")
+    monkeypatch.setenv("SEGLIB_DATA_DIR", str(d))
+    return d
+
+
+def _open() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _button(at, key):
+    return next(b for b in at.button if b.key == key)
+
+
+def test_add_preview_save_load(app_dir):
+    at = _open()
+    n_images = len(at.get("image"))
+    assert n_images >= 8 * 5  # 8 images x (original + 4 draws)
+    n_steps = len(at.session_state["augment_steps"])
+    at.selectbox(key="augment_add_pick").set_value("RandomRotate90").run()
+    _button(at, "augment_add").click().run()
+    assert len(at.session_state["augment_steps"]) == n_steps + 1
+    assert any("RandomRotate90" in e.value and "64x128" in e.value for e in at.error)  # the harmful step is named
+    at.text_input(key="augment_save_name").set_value("rot").run()
+    _button(at, "augment_save").click().run()
+    assert not at.exception, at.exception
+    saved = app_dir / "pipelines" / "rot.json"
+    names = [t["__class_fullname__"] for t in json.loads(saved.read_text())["transform"]["transforms"]]
+    assert names == ["HorizontalFlip", "Affine", "RandomBrightnessContrast", "RandomRotate90"]
+
+    fresh = _open()  # a new session loads it back
+    fresh.selectbox(key="augment_load_pick").set_value("rot").run()
+    _button(fresh, "augment_load").click().run()
+    assert not fresh.exception, fresh.exception
+    assert [s["name"] for s in fresh.session_state["augment_steps"]] == names
+    assert fresh.session_state["augment_steps"][1]["params"]["rotate"] == (-15.0, 15.0)
+
+
+def test_draw_again_changes_the_seed_and_remove_empties(app_dir):
+    at = _open()
+    _button(at, "augment_again").click().run()
+    assert at.session_state["augment_seed"] == 1
+    for _ in range(len(at.session_state["augment_steps"])):
+        rm = next(b for b in at.button if b.key and b.key.endswith("_rm"))
+        rm.click().run()
+    assert at.session_state["augment_steps"] == []
+    assert any("empty" in i.value for i in at.info)
+    assert not at.exception
+
+
+def test_rebalancing_modes_render(app_dir):
+    at = _open()
+    for mode in ("uniform", "presence", "oversample"):
+        at.radio(key="augment_bal_mode").set_value(mode).run()
+        assert not at.exception, at.exception
+
+
+def test_cli_show_and_check(app_dir, demo_npz, capsys):
+    from seglib.augment import new_step, save_pipeline
+    from seglib.cli import main
+    save_pipeline("flip", [new_step("HorizontalFlip")])
+
+    def run(*a):
+        capsys.readouterr()
+        rc = main(["augment", *a])
+        out = capsys.readouterr()
+        return rc, out.out, out.err
+    rc, out, _ = run("show", "flip", "--json")
+    assert rc == 0 and json.loads(out)["steps"][0]["name"] == "HorizontalFlip"
+    rc, out, _ = run("check", "flip", "--data", str(demo_npz), "--json")
+    assert rc == 0 and json.loads(out)["findings"] == []
+    rc, _, err = run("show", "nope")
+    assert rc == 1 and "nope" in err
+    grid = app_dir / "grid.png"
+    rc, _, _ = run("preview", "flip", "--data", str(demo_npz), "--out", str(grid), "--n", "2", "--draws", "2")
+    assert rc == 0 and grid.stat().st_size > 0

@@ -1,0 +1,265 @@
+"""Augment page glue: the pipeline editor (widgets from seglib's registry), preview grid,
+save/load, and the class-rebalancing panel. Session keys are prefixed ``augment_``."""
+from __future__ import annotations
+
+import albumentations as A
+import numpy as np
+import streamlit as st
+
+from seglib import augment, sampling, viz
+from seglib.augment.registry import GROUPS, TRANSFORMS, Param, coerce
+
+STEPS = "augment_steps"          # list of {"uid", "name", "params", "p"}
+NEXT_UID = "augment_next_uid"    # int: widget keys of a step stay stable while it moves
+SEED = "augment_seed"            # int: preview seed ("Draw again" adds one)
+LOADED_NAME = "augment_loaded"   # str: the saved pipeline the steps came from
+DEFAULT_STEPS = ["HorizontalFlip", "Affine", "RandomBrightnessContrast"]
+
+
+def init(image_hw: tuple[int, int]) -> None:
+    if STEPS not in st.session_state:
+        st.session_state[NEXT_UID] = 0
+        set_steps([augment.new_step(n, image_hw) for n in DEFAULT_STEPS])
+        st.session_state[STEPS][1]["params"]["rotate"] = (-15.0, 15.0)
+    st.session_state.setdefault(SEED, 0)
+    st.session_state.setdefault(LOADED_NAME, "")
+
+
+def set_steps(steps: list[dict]) -> None:
+    """Replace the pipeline; new uids give the widgets fresh keys (their values come from the steps)."""
+    out = []
+    for s in steps:
+        st.session_state[NEXT_UID] += 1
+        out.append({**s, "params": dict(s.get("params", {})), "uid": st.session_state[NEXT_UID]})
+    st.session_state[STEPS] = out
+
+
+def current_steps() -> list[dict]:
+    return [{k: v for k, v in s.items() if k != "uid"} for s in st.session_state[STEPS]]
+
+
+# --- widgets -------------------------------------------------------------------------------
+def _param_widget(prm: Param, value, key: str):
+    label, helptext = prm.name.replace("_", " "), prm.help or None
+    if prm.kind in ("frange", "irange"):
+        cast = float if prm.kind == "frange" else int
+        lo, hi = cast(min(prm.lo, value[0])), cast(max(prm.hi, value[1]))
+        step = cast(prm.step or (0.01 if cast is float else 1))
+        return tuple(st.slider(label, lo, hi, (cast(value[0]), cast(value[1])), step, key=key, help=helptext))
+    if prm.kind == "float":
+        lo, hi = float(min(prm.lo, value)), float(max(prm.hi, value))
+        return st.slider(label, lo, hi, float(value), float(prm.step or 0.01), key=key, help=helptext)
+    if prm.kind == "int":
+        return int(st.number_input(label, int(prm.lo), int(max(prm.hi, value)), int(value), int(prm.step or 1),
+                                   key=key, help=helptext))
+    if prm.kind == "bool":
+        return st.checkbox(label, bool(value), key=key, help=helptext)
+    if prm.kind == "choice":
+        labels, values = list(prm.choices), list(prm.choices.values())
+        picked = st.selectbox(label, labels, index=values.index(value), key=key, help=helptext)
+        return prm.choices[picked]
+    c1, c2 = st.columns(2)  # pair: (height, width) or (rows, cols)
+    a = c1.number_input(f"{label} (h)", int(prm.lo), int(max(prm.hi, value[0])), int(value[0]), int(prm.step or 1),
+                        key=f"{key}_0", help=helptext)
+    b = c2.number_input(f"{label} (w)", int(prm.lo), int(max(prm.hi, value[1])), int(value[1]), int(prm.step or 1),
+                        key=f"{key}_1")
+    return (int(a), int(b))
+
+
+def _move(k: int, delta: int) -> None:
+    steps = st.session_state[STEPS]
+    j = k + delta
+    if 0 <= j < len(steps):
+        steps[k], steps[j] = steps[j], steps[k]
+
+
+def _remove(k: int) -> None:
+    st.session_state[STEPS].pop(k)
+
+
+def _step_editor(k: int, step: dict, n: int) -> None:
+    spec = TRANSFORMS.get(step["name"])
+    icon = ":material/open_with:" if spec is None or spec.spatial else ":material/contrast:"
+    with st.expander(f"{k + 1}. **{step['name']}** · p {step['p']:.2f}", expanded=False, icon=icon):
+        uid = step["uid"]
+        step["p"] = st.slider("probability p", 0.0, 1.0, float(step["p"]), 0.05, key=f"augment_{uid}_p")
+        kept = dict(step["params"])
+        if spec is not None:
+            if spec.note:
+                st.caption(spec.note)
+            for prm in spec.params:
+                value = coerce(prm, kept.get(prm.name)) if prm.name in kept else None
+                if value is not None:
+                    step["params"][prm.name] = _param_widget(prm, value, f"augment_{uid}_{prm.name}")
+                    kept.pop(prm.name)
+        if kept:
+            st.caption("Kept as loaded: " + ", ".join(f"`{k_}={v!r}`" for k_, v in kept.items()))
+        c1, c2, c3 = st.columns(3)
+        c1.button("Up", key=f"augment_{uid}_up", on_click=_move, args=(k, -1), disabled=k == 0,
+                  icon=":material/arrow_upward:", width="stretch")
+        c2.button("Down", key=f"augment_{uid}_down", on_click=_move, args=(k, 1), disabled=k == n - 1,
+                  icon=":material/arrow_downward:", width="stretch")
+        c3.button("Remove", key=f"augment_{uid}_rm", on_click=_remove, args=(k,), icon=":material/delete:",
+                  width="stretch")
+
+
+def _add(image_hw: tuple[int, int]) -> None:
+    name = st.session_state.get("augment_add_pick")
+    if name:
+        st.session_state[NEXT_UID] += 1
+        st.session_state[STEPS].append({**augment.new_step(name, image_hw), "uid": st.session_state[NEXT_UID]})
+
+
+def pipeline_editor(image_hw: tuple[int, int]) -> list[dict]:
+    """Add/edit/reorder/remove steps; returns the pipeline as plain steps."""
+    options = [n for g in GROUPS for n in TRANSFORMS if TRANSFORMS[n].group == g]
+    st.selectbox("Add a transform", options, key="augment_add_pick",
+                 format_func=lambda n: f"{n}  ·  {TRANSFORMS[n].group}")
+    st.button("Add to the pipeline", key="augment_add", on_click=_add, args=(image_hw,), icon=":material/add:",
+              width="stretch", type="primary")
+    steps = st.session_state[STEPS]
+    if not steps:
+        st.info("The pipeline is empty: add a transform above.")
+    for k, step in enumerate(steps):
+        _step_editor(k, step, len(steps))
+    return current_steps()
+
+
+# --- preview -------------------------------------------------------------------------------
+def _again() -> None:
+    st.session_state[SEED] = int(st.session_state[SEED]) + 1
+
+
+def preview_controls(ids: list[str]) -> tuple[list[str], int, int, float]:
+    """(image ids, draws, seed, opacity) chosen by the user."""
+    c1, c2, c3, c4 = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
+    chosen = c1.multiselect("Images (empty = random)", ids, key="augment_ids", max_selections=16)
+    n = c2.number_input("Random images", 1, 16, 8, key="augment_n", disabled=bool(chosen))
+    draws = c3.number_input("Draws each", 1, 8, 4, key="augment_draws")
+    seed = c4.number_input("Seed", 0, 2**31 - 1, key=SEED)
+    c5, c6 = st.columns([1, 3], vertical_alignment="bottom")
+    c5.button("Draw again", on_click=_again, icon=":material/casino:", key="augment_again", width="stretch")
+    opacity = c6.slider("Mask opacity", 0.0, 1.0, 0.4, 0.05, key="augment_opacity")
+    if not chosen:
+        rng = np.random.default_rng(int(seed))
+        chosen = [ids[i] for i in sorted(rng.choice(len(ids), size=min(int(n), len(ids)), replace=False))]
+    return chosen, int(draws), int(seed), float(opacity)
+
+
+def show_findings(findings: list[augment.Finding]) -> None:
+    for f in findings:
+        where = f"Step {f.step + 1} · {f.transform}" if f.step is not None else "Pipeline"
+        show = {"error": st.error, "warning": st.warning, "info": st.info}[f.level]
+        icon = {"error": ":material/error:", "warning": ":material/warning:", "info": ":material/info:"}[f.level]
+        show(f"**{where}**: {f.message}", icon=icon)
+
+
+def preview_grid(ds, ids: list[str], steps: list[dict], draws: int, seed: int, opacity: float) -> None:
+    pairs, shown = [], []
+    for image_id in ids:
+        img, mask, problems = ds.load_pair(image_id)
+        if img is None:
+            st.warning(f"{image_id}: " + "; ".join(p.problem for p in problems))
+            continue
+        pairs.append((img, mask))
+        shown.append(image_id)
+    if not pairs:
+        return
+    show_findings(augment.check_pipeline(steps, pairs[:4]))
+    try:
+        rows = augment.preview(augment.build_compose(steps), pairs, draws, seed)
+    except augment.PipelineError as e:
+        st.error(f"The preview failed: {e}", icon=":material/error:")
+        return
+    cols = st.columns(draws + 1)
+    cols[0].caption("**original**")
+    for k in range(draws):
+        cols[k + 1].caption(f"**draw {k + 1}**")
+    for image_id, (img, mask), row in zip(shown, pairs, rows):
+        cols = st.columns(draws + 1)
+        cols[0].image(viz.overlay(img, mask, ds.class_map, opacity), caption=image_id, width="stretch")
+        for k, (aug_img, aug_mask) in enumerate(row):
+            cols[k + 1].image(viz.overlay(aug_img, aug_mask, ds.class_map, opacity), width="stretch")
+
+
+# --- save / load / code --------------------------------------------------------------------
+def _load(name: str) -> None:
+    try:
+        set_steps(augment.steps_from_compose(augment.load_pipeline(name)))
+    except augment.PipelineError as e:
+        st.session_state["augment_load_error"] = str(e)
+        return
+    st.session_state[LOADED_NAME] = name
+    st.session_state["augment_save_name"] = name
+    st.session_state.pop("augment_load_error", None)
+
+
+def save_load_panel(steps: list[dict]) -> None:
+    saved = augment.list_pipelines()
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    pick = c1.selectbox("Saved pipelines", saved, key="augment_load_pick", index=None,
+                        placeholder="none saved yet" if not saved else "choose one to load")
+    c2.button("Load", key="augment_load", on_click=_load, args=(pick,), disabled=pick is None,
+              icon=":material/folder_open:", width="stretch")
+    if st.session_state.get("augment_load_error"):
+        st.error(st.session_state["augment_load_error"])
+    st.session_state.setdefault("augment_save_name", st.session_state[LOADED_NAME] or "my-pipeline")
+    c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
+    name = c1.text_input("Save as", key="augment_save_name")
+    fmt = c2.selectbox("Format", ["json", "yaml"], key="augment_save_format")
+    if c3.button("Save", key="augment_save", icon=":material/save:", width="stretch", type="primary"):
+        try:
+            path = augment.save_pipeline(name.strip(), augment.build_compose(steps), fmt)
+        except augment.PipelineError as e:
+            st.error(str(e))
+        else:
+            st.session_state[LOADED_NAME] = name.strip()
+            st.success(f"Saved `{path}`. Train with it: `python -m seglib train DATASET ... --aug {name.strip()}`")
+
+
+def code_panel(steps: list[dict], seed: int) -> None:
+    st.caption("Step icons: :material/open_with: spatial (moves the mask too), :material/contrast: pixel only.  \n"
+               "The same pipeline in Python (only arguments that differ from albumentations' defaults):")
+    st.code(augment.to_python(steps, seed), language="python", wrap_lines=True)
+    try:
+        doc = A.to_dict(augment.build_compose(steps))
+    except augment.PipelineError as e:
+        st.error(str(e))
+        return
+    import json
+    text = json.dumps(doc, indent=2)
+    with st.expander("The saved file (albumentations `A.save` format: load it with `A.load(path)`)"):
+        st.code(text, language="json")
+    st.download_button("Download pipeline (.json)", text, f"{st.session_state[LOADED_NAME] or 'pipeline'}.json",
+                       "application/json", key="augment_download", icon=":material/download:")
+
+
+# --- class rebalancing ---------------------------------------------------------------------
+def rebalance_panel(stats, ids: list[str]) -> None:
+    cmap = stats.class_map
+    per_class = stats.per_class()
+    counted = per_class[~per_class["ignore"]]
+    rarest = [int(counted.sort_values("pixel_fraction").iloc[0]["id"])] if len(counted) else []
+    c1, c2, c3 = st.columns([1, 2, 1])
+    mode = c1.radio("Sampling", sampling.MODES, key="augment_bal_mode", index=1, format_func={
+        "uniform": "uniform", "oversample": "oversample classes", "presence": "by class rarity"}.get)
+    classes = c2.multiselect("Rare classes", cmap.ids, default=rarest, key="augment_bal_classes",
+                             format_func=lambda c: cmap.names[cmap.ids.index(c)], disabled=mode != "oversample")
+    factor = c3.slider("Factor", 1.0, 20.0, 4.0, 0.5, key="augment_bal_factor", disabled=mode != "oversample",
+                       help="Images that contain a chosen class are drawn this many times as often")
+    power = c3.slider("Strength", 0.0, 1.0, 0.5, 0.05, key="augment_bal_power", disabled=mode != "presence",
+                      help="Weight = (images / images with the image's rarest class) ** strength")
+    weights = sampling.sample_weights(stats, ids, mode, classes, factor, power)
+    table = sampling.compare_distributions(stats, ids, weights)
+    st.caption("Expected shares over many draws of the training sampler (faded: every image equally likely).")
+    left, right = st.columns(2)
+    left.plotly_chart(sampling.distribution_figure(table, "pixel_share"), width="stretch",
+                      key="augment_bal_px")
+    right.plotly_chart(sampling.distribution_figure(table, "image_share"), width="stretch",
+                       key="augment_bal_img")
+    boosted = int((weights > weights.min()).sum()) if len(weights) else 0
+    st.caption(f"{len(ids):,} labeled images; {boosted:,} drawn more often than the rest. Training draws "
+               f"{len(ids):,} images per epoch with replacement from the same weights:")
+    args = {"uniform": "", "oversample": f", classes={list(classes)}, factor={factor}", "presence": f", power={power}"}
+    st.code(f"from seglib.sampling import make_sampler\nsampler = make_sampler(stats, ids, mode={mode!r}"
+            f"{args[mode]}, seed=0)", language="python", wrap_lines=True)
