@@ -1,0 +1,238 @@
+"""Streamlit glue of the Review page: session keys, cached store and tables, the map section
+with click-to-flag, and the detector table. The queue and export live in ``ui/review_queue.py``."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+
+from seglib import review, viz
+from seglib.data import SegDataset
+from seglib.projection import projection
+from seglib.stats import DatasetStats
+
+from .data import Loaded
+
+# Session keys of this page (all prefixed "review_").
+SECTION = "review_section"
+X_AXIS, Y_AXIS, COLOR_BY = "review_x", "review_y", "review_color"
+CHART_GEN = "review_chart_gen"      # int: bumped after flagging, which empties the chart selection
+TABLE_GEN = "review_table_gen"      # int: the same for the detector table
+REASON = "review_reason"
+DET_FILTER, DET_MIN_SCORE = "review_det_filter", "review_det_min_score"
+LAST_ACTION = "review_last_action"  # str: a message shown once after a rerun
+
+SECTIONS = ["Map", "Detectors", "Queue", "Export"]
+STATE_COLORS = {"unreviewed": "#9AA5B1", "flagged": "#F5A623", "keep": "#2E9E5B", "exclude": "#D0021B",
+                "relabel": "#7B61FF"}
+STATE_LABELS = {"flagged": "Flagged", "keep": "Keep", "exclude": "Exclude", "relabel": "Needs relabel"}
+MAX_THUMBS = 24
+
+
+@dataclass
+class Ctx:
+    """What every section needs: the dataset, its stats, the store and the dataset's key."""
+
+    loaded: Loaded
+    store: review.ReviewStore
+    key: str
+
+    @property
+    def ds(self) -> SegDataset:
+        return self.loaded.ds
+
+    @property
+    def stats(self) -> DatasetStats:
+        return self.loaded.stats
+
+
+def init() -> None:
+    for k, v in {SECTION: "Map", CHART_GEN: 0, TABLE_GEN: 0, REASON: "", LAST_ACTION: ""}.items():
+        st.session_state.setdefault(k, v)
+
+
+@st.cache_resource(show_spinner=False)
+def _store(url: str) -> review.ReviewStore:
+    return review.ReviewStore(url)
+
+
+def context(loaded: Loaded) -> Ctx:
+    init()
+    return Ctx(loaded, _store(review.default_url()), review.dataset_key(loaded.ds))
+
+
+@st.cache_data(max_entries=4, show_spinner="Projecting images to 2-D…")
+def _projection(path: str, fingerprint: str, _ds: SegDataset, _stats: DatasetStats) -> pd.DataFrame:
+    return projection(_ds, _stats)
+
+
+@st.cache_data(max_entries=4, show_spinner="Running the outlier detectors…")
+def _detections(path: str, fingerprint: str, _ds: SegDataset, _stats: DatasetStats) -> pd.DataFrame:
+    from seglib import outliers
+    return outliers.detect(_ds, _stats)
+
+
+def detections(ctx: Ctx) -> pd.DataFrame | None:
+    """Detector rows (image_id, detector, reason, score, group), most suspicious first; None
+    when this installation has no detectors (``seglib.outliers.detect`` missing)."""
+    try:
+        from seglib import outliers
+    except ImportError:
+        return None
+    if not hasattr(outliers, "detect"):
+        return None
+    return _detections(str(ctx.ds.source), ctx.ds.fingerprint(), ctx.ds, ctx.stats)
+
+
+def say(message: str) -> None:
+    """Show ``message`` after the next rerun (buttons change state, then rerun)."""
+    st.session_state[LAST_ACTION] = message
+
+
+def counts_row(ctx: Ctx) -> dict[str, int]:
+    counts = ctx.store.counts(ctx.key)
+    cols = st.columns(5)
+    cols[0].metric("Unreviewed", f"{len(ctx.stats.ids) - sum(counts.values()):,}")
+    for col, (state, label) in zip(cols[1:], STATE_LABELS.items()):
+        col.metric(label, f"{counts[state]:,}")
+    if st.session_state.get(LAST_ACTION):
+        st.toast(st.session_state[LAST_ACTION])
+        st.session_state[LAST_ACTION] = ""
+    return counts
+
+
+def thumbnails(ctx: Ctx, ids: list[str], states: dict[str, str], cols: int = 6) -> None:
+    """Overlays of the first MAX_THUMBS images, captioned with id and review state."""
+    shown = ids[:MAX_THUMBS]
+    grid = st.columns(cols)
+    for k, image_id in enumerate(shown):
+        img, mask, _ = ctx.ds.load_pair(image_id)
+        if img is None:
+            grid[k % cols].caption(f"{image_id}: cannot be read")
+            continue
+        grid[k % cols].image(viz.overlay(img, mask, ctx.ds.class_map, 0.4), use_container_width=True,
+                             caption=f"{image_id} · {states.get(image_id, 'unreviewed')}")
+    if len(ids) > len(shown):
+        st.caption(f"…and {len(ids) - len(shown)} more.")
+
+
+def flag_buttons(ctx: Ctx, ids: list[str], where: str, gen_key: str) -> None:
+    """Flag / clear buttons for a selection; a reason recorded with the flags."""
+    reason = st.text_input("Reason", key=f"{REASON}_{where}", placeholder="why these images look wrong")
+    left, right, _ = st.columns([1, 1, 2])
+    if left.button(f"Flag {len(ids)} selected", type="primary", disabled=not ids, key=f"review_flag_{where}",
+                   icon=":material/flag:"):
+        ctx.store.flag(ctx.key, ids, reason=reason.strip() or f"picked on the {where}")
+        say(f"Flagged {len(ids)} images")
+        st.session_state[gen_key] += 1
+        st.rerun()
+    if right.button(f"Clear {len(ids)} selected", disabled=not ids, key=f"review_clear_{where}",
+                    icon=":material/flag_circle:", help="Forget their flags and decisions"):
+        ctx.store.set_state(ctx.key, ids, "cleared")
+        say(f"Cleared {len(ids)} images")
+        st.session_state[gen_key] += 1
+        st.rerun()
+
+
+# --- the map ------------------------------------------------------------------------------
+def map_table(ctx: Ctx) -> pd.DataFrame:
+    """Per-image statistics joined with the 2-D projection, the review state and the top detector."""
+    proj = _projection(str(ctx.ds.source), ctx.ds.fingerprint(), ctx.ds, ctx.stats)
+    table = ctx.stats.per_image.join(proj)
+    states = ctx.store.states(ctx.key)
+    table["review state"] = [states.get(i, "unreviewed") for i in table.index]
+    det = detections(ctx)
+    if det is None:
+        det = pd.DataFrame(columns=["image_id", "detector", "score"])
+    top = det.sort_values("score", ascending=False).drop_duplicates("image_id").set_index("image_id")["detector"]
+    table["detector"] = top.reindex(table.index).fillna("none").to_numpy()
+    return table
+
+
+def scatter_figure(table: pd.DataFrame, x: str, y: str, color: str):
+    """One go.Scatter (SVG: points are DOM elements) per colour category; customdata = image id."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    order = list(STATE_COLORS) if color == "review state" else sorted(table[color].unique(), key=lambda v: v != "none")
+    for cat in order:
+        part = table[table[color] == cat]
+        if part.empty:
+            continue
+        fig.add_trace(go.Scatter(
+            x=part[x], y=part[y], mode="markers", name=f"{cat} ({len(part):,})",
+            customdata=part.index.to_numpy(), marker=dict(size=7, opacity=0.8, color=STATE_COLORS.get(cat),
+                                                          line=dict(width=0.5, color="white")),
+            hovertemplate=f"%{{customdata}}<br>{x}=%{{x:.3g}}<br>{y}=%{{y:.3g}}<br>{cat}<extra></extra>"))
+    fig.update_layout(height=520, margin=dict(l=10, r=10, t=30, b=10), xaxis_title=x, yaxis_title=y,
+                      legend=dict(orientation="h", y=1.08, x=0), showlegend=True)
+    # No dragmode/clickmode here: Streamlit then lets a click select a point; box and lasso
+    # are on the modebar (a "select" dragmode would turn click-to-select off).
+    return fig
+
+
+def map_section(ctx: Ctx) -> None:
+    table = map_table(ctx)
+    numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c]) and c != "labeled"]
+    axes = ["pc1", "pc2"] + [c for c in numeric if c not in ("pc1", "pc2")]
+    c1, c2, c3 = st.columns(3)
+    x = c1.selectbox("X axis", axes, index=0, key=X_AXIS)
+    y = c2.selectbox("Y axis", axes, index=1, key=Y_AXIS)
+    color = c3.selectbox("Colour by", ["review state", "detector"], key=COLOR_BY)
+    st.caption("pc1/pc2: a PCA map of small thumbnails and class fractions (look-alike images sit together). "
+               "Click a point (shift-click adds more), or pick the box or lasso tool at the chart's "
+               "top right and drag, then flag the selection.")
+    event = st.plotly_chart(scatter_figure(table, x, y, color), on_select="rerun", use_container_width=True,
+                            selection_mode=("points", "box", "lasso"), key=f"review_scatter_{st.session_state[CHART_GEN]}")
+    ids = review.ids_from_selection(event.selection if event else None, valid=table.index)
+    if not ids:
+        st.info("Nothing selected yet.")
+        return
+    st.markdown(f"**{len(ids)} selected**")
+    flag_buttons(ctx, ids, "map", CHART_GEN)
+    thumbnails(ctx, ids, dict(zip(table.index, table["review state"])))
+
+
+# --- detectors ----------------------------------------------------------------------------
+def detector_section(ctx: Ctx) -> None:
+    det = detections(ctx)
+    if det is None:
+        st.warning("No outlier detectors in this installation (seglib.outliers.detect is missing); "
+                   "flag images on the Map instead.")
+        return
+    if det.empty:
+        st.success("The detectors found nothing suspicious in this dataset.")
+        return
+    states = ctx.store.states(ctx.key)
+    names = sorted(det["detector"].unique())
+    c1, c2 = st.columns([3, 1])
+    chosen = c1.multiselect("Detectors", names, default=names, key=DET_FILTER)
+    min_score = c2.slider("Minimum score", 0.0, 1.0, 0.0, 0.05, key=DET_MIN_SCORE)
+    shown = det[det["detector"].isin(chosen) & (det["score"] >= min_score)].reset_index(drop=True)
+    shown.insert(1, "state", [states.get(i, "unreviewed") for i in shown["image_id"]])
+    per_det = shown.groupby("detector").agg(images=("image_id", "nunique"), top_score=("score", "max"))
+    st.caption(" · ".join(f"**{d}** {r.images} images" for d, r in per_det.iterrows()))
+    event = st.dataframe(shown, hide_index=True, use_container_width=True, on_select="rerun",
+                         selection_mode="multi-row", key=f"review_det_table_{st.session_state[TABLE_GEN]}",
+                         column_config={"score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0,
+                                                                                 format="%.2f")})
+    rows = shown.iloc[event.selection.rows] if event and event.selection.rows else shown.iloc[0:0]
+    groups = review.rows_in_groups(shown, rows)
+    b1, b2, b3 = st.columns(3)
+    clicked = None
+    if b1.button(f"Flag {rows['image_id'].nunique()} selected", type="primary", disabled=rows.empty,
+                 icon=":material/flag:", key="review_det_flag_rows"):
+        clicked = rows
+    if b2.button(f"Flag their whole groups ({groups['image_id'].nunique()})", disabled=rows.empty,
+                 key="review_det_flag_groups", help="Every row sharing a detector and group with a selected row"):
+        clicked = groups
+    if b3.button(f"Flag all {shown['image_id'].nunique()} shown", disabled=shown.empty, key="review_det_flag_all"):
+        clicked = shown
+    if clicked is not None:
+        n = review.flag_detections(ctx.store, ctx.key, clicked)
+        say(f"Flagged {n} images with their detector reasons")
+        st.session_state[TABLE_GEN] += 1
+        st.rerun()
+    if not rows.empty:
+        thumbnails(ctx, list(dict.fromkeys(rows["image_id"])), states)
