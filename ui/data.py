@@ -28,11 +28,18 @@ class Loaded:
 
 
 @st.cache_resource(show_spinner="Generating the demo dataset (once)…")
+def _ensure_demo(path: str) -> str:
+    if not Path(path).exists():
+        write_demo(path)
+    return path
+
+
 def ensure_demo() -> str:
+    # Keyed by the path: the data folder may differ between runs in one process (tests).
     path = paths.demo_path()
     if not path.exists():
-        write_demo(path)
-    return str(path)
+        _ensure_demo.clear()  # deleted since: make it again
+    return _ensure_demo(str(path))
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the dataset and computing statistics…")
