@@ -21,6 +21,7 @@ CLIPPED = 0.5          # share of pixels at the ends of the range that makes an 
 LAYOUT_MIN = 50        # labeled masks needed to learn where each class usually is
 LAYOUT_RARE_P = 0.02   # a pixel is "out of place" if its class covers this little of that spot
 LAYOUT_FLAG = 0.08     # ... and at least this share of the mask is out of place
+PIECES_Z = 8.0         # piece counts are heavy-tailed in real masks: flag only far out
 
 _MEASURES = {  # feature -> (words, unit format)
     "mean": ("brightness (mean {v:.0f})", "{v:.0f}"),
@@ -105,9 +106,12 @@ def _layout_rare(f: Features, lab: np.ndarray, names: dict[int, str]) -> dict[in
     lut = np.full(256, -1)
     lut[classes] = np.arange(len(classes))
     idx = lut[m]  # (n, 32, 32) class position in `classes`, -1 unknown
-    prior = np.stack([(idx == c).mean(0) for c in range(len(classes))])  # (C, 32, 32)
-    yy, xx = np.mgrid[0 : m.shape[1], 0 : m.shape[2]]
-    p = np.where(idx >= 0, prior[np.maximum(idx, 0), yy, xx], 1.0)
+    cells = m.shape[1] * m.shape[2]
+    slot = (idx.reshape(len(m), -1) + 1) * cells + np.arange(cells)  # (class + 1, position); 0 = unknown
+    prior = np.bincount(slot.ravel(), minlength=(len(classes) + 1) * cells) / len(m)  # P(class | position)
+    prior[:cells] = 1.0  # unknown pixels are never "out of place"
+    p = prior[slot].reshape(m.shape)
+    yy = np.mgrid[0 : m.shape[1], 0 : m.shape[2]][0]
     rare = p < LAYOUT_RARE_P
     share = rare.mean((1, 2))
     q1, q3 = np.percentile(share, [25, 75])
@@ -150,7 +154,7 @@ def _label_findings(f: Features, stats) -> dict[int, list[tuple[float, str]]]:
     z = np.zeros(len(f))
     z[lab] = robust_z(pieces[lab])
     med = float(np.median(pieces[lab]))
-    for k in np.flatnonzero(lab & (z >= Z_FLAG) & (pieces >= med + 5)):
+    for k in np.flatnonzero(lab & (z >= PIECES_Z) & (pieces >= 2 * med + 4)):
         c = int(f.fragments[k].argmax())
         add(k, z_score(z[k]), f"mask in {int(pieces[k])} pieces ({names.get(c, c)} in {f.fragments[k, c]}); "
                               f"dataset median {med:.0f}, {z[k]:.1f} robust SDs above")
