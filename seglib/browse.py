@@ -11,6 +11,7 @@ point means into its ``customdata`` (see :data:`CLASS`, :data:`RANGE`, :data:`PA
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 from typing import Iterable, Mapping
 
@@ -21,12 +22,13 @@ from . import viz
 from .data.classmap import ClassMap
 
 __all__ = ["Range", "BrowseFilter", "filter_mask", "sort_ids", "select", "page_of", "apply_selection",
-           "chips", "remove_chip", "subset_per_class", "subset_cooccurrence", "stat_columns",
+           "natural_key", "chips", "remove_chip", "subset_per_class", "subset_cooccurrence", "stat_columns",
            "View", "thumbnail", "class_pixels", "NO_STATE", "CLASS", "RANGE", "PAIR"]
 
 NO_STATE = "none"      # review-state filter value for images nobody has judged yet
 # customdata tags: ["class", class_id, ...], ["range", column, lo, hi, closed, class_id or -1], ["pair", a, b, ...]
 CLASS, RANGE, PAIR = "class", "range", "pair"
+_DIGITS = re.compile(r"(\d+)")
 
 
 @dataclass(frozen=True)
@@ -114,16 +116,20 @@ def sort_ids(per_image: pd.DataFrame, keep: np.ndarray, sort_by: str = "image_id
              descending: bool = False) -> list[str]:
     """Ids of the kept rows ordered by ``sort_by`` (a column or "image_id"); NaN last, ties by id."""
     sub = per_image.loc[keep]
+    ids = sorted((str(i) for i in sub.index), key=natural_key)
     if sort_by == "image_id" or sort_by not in sub:
-        ids = sorted(sub.index)
         return ids[::-1] if descending and sort_by == "image_id" else ids
-    values = sub[sort_by].to_numpy(dtype=np.float64)
-    ids = sub.index.to_numpy(dtype=object)
+    values = sub[sort_by].reindex(ids).to_numpy(dtype=np.float64)
     nan = np.isnan(values)
     key = np.where(nan, 0.0, -values if descending else values)
-    # lexsort: last key is primary. NaN rows go last whatever the direction.
-    order = np.lexsort((ids.astype(str), key, nan))
-    return [str(i) for i in ids[order]]
+    # lexsort: last key is primary; ties keep the natural id order; NaN rows go last.
+    order = np.lexsort((np.arange(len(ids)), key, nan))
+    return [ids[k] for k in order]
+
+
+def natural_key(image_id: str) -> tuple:
+    """Sort key that orders 'img2' before 'img10' (digit runs compare as numbers)."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in _DIGITS.split(image_id) if p)
 
 
 def select(per_image: pd.DataFrame, f: BrowseFilter, states: Mapping[str, str] | None = None) -> list[str]:

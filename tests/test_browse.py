@@ -66,6 +66,12 @@ def test_sort_nan_last_and_ties_by_id():
     assert browse.select(t, BrowseFilter(descending=True)) == ["e", "d", "c", "b", "a"]
 
 
+def test_natural_id_order():
+    t = pd.DataFrame({"labeled": True, "mean": [1.0, 1.0, 1.0, 0.0]}, index=["img10", "img2", "a/3", "img1"])
+    assert browse.select(t, BrowseFilter()) == ["a/3", "img1", "img2", "img10"]
+    assert browse.select(t, BrowseFilter(sort_by="mean")) == ["img1", "a/3", "img2", "img10"]
+
+
 def test_page_of_clamps():
     ids = [str(i) for i in range(50)]
     assert browse.page_of(ids, 0, 24) == (ids[:24], 3)
@@ -171,3 +177,14 @@ def test_view_draw_modes():
     hidden = View("mask", visible=(0,)).draw(img, mask, cmap)
     assert (hidden[:, 3:] == 0).all()
     assert viz.contours(mask)[:, 2:4].all() and not viz.contours(mask)[:, :2].any()
+
+
+def test_overlay_blends_only_visible_classes():
+    img = np.full((2, 2), 100, np.uint8)
+    mask = np.array([[0, 1], [1, 0]], np.uint8)
+    cmap = ClassMap.default([0, 1])
+    out = viz.overlay(img, mask, cmap, 0.5, visible=[1])
+    assert (out[0, 0] == 100).all()
+    want = np.rint(0.5 * 100 + 0.5 * np.array(cmap.by_id(1).rgb))
+    assert (out[0, 1] == want).all()
+    assert (viz.overlay(img, mask, cmap, 0.5, visible=[]) == 100).all()

@@ -107,7 +107,7 @@ def filter_panel(loaded: Loaded, table: pd.DataFrame) -> BrowseFilter:
                        format_func=lambda s: "not reviewed" if s == browse.NO_STATE else s)
         c4.radio("Masks", ["all", "labeled", "unlabeled"], key=W + "labeled", horizontal=True,
                  on_change=_from_widget, args=("labeled",))
-        r1, r2, s1, s2 = st.columns([2, 4, 3, 2])
+        r1, r2, s1, s2 = st.columns([3, 4, 3, 2])
         col = r1.selectbox("Range on", [""] + columns, key=W + "range_col",
                            format_func=lambda c: "(choose a statistic)" if not c else _column_label(c, loaded))
         if col:

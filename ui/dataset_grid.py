@@ -17,9 +17,11 @@ from .data import Loaded
 PAGE = "dataset_page"            # int: 0-based page of the grid
 PAGE_FOR = "dataset_page_for"    # the filter the page number belongs to (a new filter starts at page 0)
 DETAIL = "dataset_detail"        # str: image id shown in the detail view
+VIEW = "dataset_view"            # View: the grid's drawing settings, reused by the detail view
 V = "dataset_v_"                 # prefix of the view widget keys
 MODE_LABELS = {"overlay": "Overlay", "image": "Image", "mask": "Mask", "side_by_side": "Side by side"}
 THUMB_PX = 256
+DETAIL_PX = 1024
 
 
 @st.cache_data(max_entries=5000, show_spinner=False)
@@ -60,7 +62,8 @@ def view_controls(loaded: Loaded) -> tuple[View, int, int]:
     p3.button("Hide all", key=V + "none", on_click=lambda: st.session_state.update({V + "visible": []}))
     st.html(viz.legend_html(cmap, visible))
     drawn = None if set(visible) >= set(cmap.ids) else tuple(sorted(visible))
-    return View(mode or "overlay", float(alpha), drawn, bool(outline)), int(per_page), int(cols)
+    st.session_state[VIEW] = View(mode or "overlay", float(alpha), drawn, bool(outline))
+    return st.session_state[VIEW], int(per_page), int(cols)
 
 
 def _pager(n_pages: int, f) -> int:
@@ -102,21 +105,22 @@ def grid(loaded: Loaded, ids: list[str], states: dict[str, str], view: View, per
                 detail(loaded, ids)
 
 
-@st.dialog("Image", width="large")
+@st.dialog("Image detail", width="large")
 def detail(loaded: Loaded, ids: list[str]) -> None:
     """Full-size view of ``st.session_state[DETAIL]`` with per-class pixels, flag/clear and
     stepping through the filtered ids."""
     image_id = st.session_state[DETAIL]
     ds, cmap = loaded.ds, loaded.ds.class_map
     key, store = dataset_key(ds), ui_browse.store()
-    view = View(st.session_state.get(V + "mode") or "overlay", float(st.session_state.get(V + "alpha", 0.45)),
-                None, bool(st.session_state.get(V + "outline", False)))
+    view = st.session_state.get(VIEW, View())
     img, mask, problems = ds.load_pair(image_id)
     st.subheader(image_id)
     for p in problems:
         st.warning(f"`{p.file}`: {p.problem}")
     if img is None:
         return
+    if max(img.shape[:2]) < DETAIL_PX:  # small crops: grow by whole pixels, or the browser blurs them
+        img, mask = viz.thumbnail_pair(img, mask, DETAIL_PX)
     st.image(view.draw(img, mask, cmap), width="stretch")
     table = ui_browse.per_image(loaded)
     row = table.loc[image_id]
