@@ -13,12 +13,12 @@ import hashlib
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.bench_stats import timed as best_of  # noqa: E402  (best of N runs, same helper)
 from seglib.data import open_dataset  # noqa: E402
 from seglib.data.demo import write_demo  # noqa: E402
 from seglib.outliers import detect  # noqa: E402
@@ -36,15 +36,6 @@ def plain_numpy(images: np.ndarray, masks: np.ndarray):
     return mean, std, counts[inv] > 1
 
 
-def best_of(fn, repeat: int):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=10_000)
@@ -57,7 +48,7 @@ def main() -> None:
     ts = np.load(npz)["training_set"]
     images, masks = ts[:, 0], ts[:, 1]
 
-    t_plain, _ = best_of(lambda: plain_numpy(images, masks), args.repeat)
+    t_plain, _ = best_of(lambda: plain_numpy(images, masks), repeat=args.repeat)
     ds = open_dataset(npz)
     st = compute_stats(ds)
 
@@ -65,8 +56,8 @@ def main() -> None:
         feature_pass._MEMO.clear()  # no in-process memo either: a full pixel pass every time
         return detect(ds, st, use_cache=False)
 
-    t_detect, flags = best_of(cold, args.repeat)
-    t_cached, _ = best_of(lambda: detect(ds, st), args.repeat)
+    t_detect, flags = best_of(cold, repeat=args.repeat)
+    t_cached, _ = best_of(lambda: detect(ds, st), repeat=args.repeat)
     print(f"{args.n} images 64x128: plain NumPy {t_plain:.3f}s ({args.n / t_plain:,.0f} img/s) | "
           f"detect, no cache {t_detect:.3f}s ({args.n / t_detect:,.0f} img/s, ratio {t_detect / t_plain:.1f}) | "
           f"detect, cached {t_cached:.3f}s (ratio {t_cached / t_plain:.2f})")
