@@ -98,7 +98,7 @@ def test_bulk_flag_then_filter_by_state(at, demo_npz):
     shown, _ = _count(at)
     at.button(key="dataset_bulk_flag").click().run()
     assert not at.exception
-    # ui.data.ensure_demo is cached process-wide: ask it which demo the app really opened
+    # the review key is the path of the demo the app opened
     from ui.data import ensure_demo
     key = dataset_key(ensure_demo())
     states = ReviewStore().states(key)

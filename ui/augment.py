@@ -196,18 +196,17 @@ def _load(name: str) -> None:
 
 def save_load_panel(steps: list[dict]) -> None:
     saved = augment.list_pipelines()
-    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    pick = c1.selectbox("Saved pipelines", saved, key="augment_load_pick", index=None,
-                        placeholder="none saved yet" if not saved else "choose one to load")
-    c2.button("Load", key="augment_load", on_click=_load, args=(pick,), disabled=pick is None,
+    pick = st.selectbox("Saved pipelines", saved, key="augment_load_pick", index=None,
+                        help=f"Files in {augment.pipelines_dir()}" if saved else "None saved yet")
+    st.button("Load", key="augment_load", on_click=_load, args=(pick,), disabled=pick is None,
               icon=":material/folder_open:", width="stretch")
     if st.session_state.get("augment_load_error"):
         st.error(st.session_state["augment_load_error"])
     st.session_state.setdefault("augment_save_name", st.session_state[LOADED_NAME] or "my-pipeline")
-    c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
-    name = c1.text_input("Save as", key="augment_save_name")
-    fmt = c2.selectbox("Format", ["json", "yaml"], key="augment_save_format")
-    if c3.button("Save", key="augment_save", icon=":material/save:", width="stretch", type="primary"):
+    name = st.text_input("Save as", key="augment_save_name")
+    c1, c2 = st.columns(2, vertical_alignment="bottom")
+    fmt = c1.radio("Format", ["json", "yaml"], key="augment_save_format", horizontal=True)
+    if c2.button("Save", key="augment_save", icon=":material/save:", width="stretch", type="primary"):
         try:
             path = augment.save_pipeline(name.strip(), augment.build_compose(steps), fmt)
         except augment.PipelineError as e:

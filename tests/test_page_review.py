@@ -1,0 +1,115 @@
+"""The Review page through streamlit's AppTest (plotly selections are covered in tests/test_review.py
+and in the browser test; here: counts, detector table, queue decisions, undo, export)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from seglib.data import open_dataset
+from seglib.data.demo import write_demo
+from seglib.review import ReviewStore, dataset_key
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = "pages/2_review.py"
+
+
+@pytest.fixture
+def app_data(tmp_path, monkeypatch):
+    d = tmp_path / "app-data"
+    write_demo(d / "demo" / "mars_demo.npz", n=60, seed=0, n_test=8)
+    monkeypatch.setenv("SEGLIB_DATA_DIR", str(d))
+    monkeypatch.delenv("SEGLIB_REVIEW_DB", raising=False)
+    return d
+
+
+@pytest.fixture
+def store(app_data):
+    s = ReviewStore()  # the same database the page opens
+    yield s, dataset_key(open_dataset(app_data / "demo" / "mars_demo.npz"))
+    s.close()
+
+
+def review_page(section: str = "Map") -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.session_state["review_section"] = section
+    at.run()
+    return at.switch_page(PAGE).run()
+
+
+def metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_map_section_shows_counts_and_scatter(app_data, store):
+    s, key = store
+    s.flag(key, ["00001", "00002"], reason="by hand")
+    at = review_page("Map")
+    assert not at.exception
+    m = metrics(at)
+    assert m["Flagged"] == "2" and m["Unreviewed"] == "66" and m["Exclude"] == "0"
+    assert at.get("plotly_chart"), "the map is drawn"
+    assert any("Nothing selected" in i.value for i in at.info)
+
+
+def test_detectors_flag_all_shown(app_data, store):
+    s, key = store
+    at = review_page("Detectors")
+    assert not at.exception
+    flag_all = [b for b in at.button if b.label.startswith("Flag all")]
+    assert flag_all, [b.label for b in at.button]
+    flag_all[0].click().run()
+    assert not at.exception
+    d = s.decisions(key)
+    assert len(d) > 0 and d["detector"].notna().all() and (d["reason"] != "").all()
+    assert metrics(at)["Flagged"] == str(len(d))
+
+
+def test_queue_decide_and_undo(app_data, store):
+    s, key = store
+    s.flag(key, ["00003"], reason="looks alien", detector="shared_mask", score=0.9)
+    s.flag(key, ["00004"], reason="too dark", detector="image_stats", score=0.4)
+    at = review_page("Queue")
+    assert not at.exception
+    assert any("1 / 2" in md.value and "00003" in md.value for md in at.markdown)
+    assert any("looks alien" in md.value for md in at.markdown)
+    at.text_input(key="review_note_00003").input("alien, drop it")
+    at.button(key="review_decide_exclude").click().run()
+    assert s.states(key) == {"00003": "exclude", "00004": "flagged"}
+    assert s.decisions(key).set_index("image_id").loc["00003", "note"] == "alien, drop it"
+    assert any("1 / 1" in md.value and "00004" in md.value for md in at.markdown)
+    assert metrics(at)["Exclude"] == "1"
+    at.button(key="review_undo").click().run()
+    assert s.states(key) == {"00003": "flagged", "00004": "flagged"}
+    assert metrics(at)["Flagged"] == "2" and not at.exception
+
+
+def test_queue_next_and_previous(app_data, store):
+    s, key = store
+    s.flag(key, ["00010", "00011", "00012"])
+    at = review_page("Queue")
+    at.button(key="review_next").click().run()
+    assert any("2 / 3" in md.value for md in at.markdown)
+    at.button(key="review_prev").click().run()
+    assert any("1 / 3" in md.value for md in at.markdown)
+
+
+def test_empty_queue_says_what_to_do(app_data):
+    at = review_page("Queue")
+    assert not at.exception
+    assert any("queue is empty" in i.value for i in at.info)
+
+
+def test_export_writes_a_clean_copy(app_data, store, tmp_path):
+    s, key = store
+    s.set_state(key, ["00001", "00002"], "exclude")
+    at = review_page("Export")
+    out = tmp_path / "clean.npz"
+    at.text_input(key="review_export_path").input(str(out))
+    at.button(key="review_export_clean").click().run()
+    assert not at.exception
+    assert out.exists() and len(open_dataset(out)) == 66
+    assert any(str(out) in x.value for x in at.success)
+    at.button(key="review_export_clean").click().run()   # exists now: a clear message, no crash
+    assert any("already exists" in e.value for e in at.error)
