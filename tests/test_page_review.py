@@ -12,7 +12,7 @@ from seglib.data.demo import write_demo
 from seglib.review import ReviewStore, dataset_key
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = "pages/2_review.py"
+PAGE = "app_pages/2_review.py"
 
 
 @pytest.fixture

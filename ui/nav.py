@@ -1,11 +1,14 @@
-"""Pages are discovered from pages/*.py, ordered by their number prefix (0_home.py first)."""
+"""Pages are discovered from app_pages/*.py, ordered by their number prefix (0_home.py first).
+
+Not pages/: that folder name switches on streamlit's older auto-discovery, which runs a page
+without app.py when its URL is opened directly (no sidebar picker, no wide layout)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import streamlit as st
 
-PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
+PAGES_DIR = Path(__file__).resolve().parent.parent / "app_pages"
 # Material icons render everywhere (emoji need a font the machine may lack).
 ICONS = {"home": ":material/home:", "dataset": ":material/grid_view:", "review": ":material/flag:",
          "outliers": ":material/troubleshoot:", "augment": ":material/tune:", "train": ":material/model_training:",
