@@ -11,7 +11,7 @@ point means into its ``customdata`` (see :data:`CLASS`, :data:`RANGE`, :data:`PA
 from __future__ import annotations
 
 import math
-import re
+
 from dataclasses import dataclass, replace
 from typing import Iterable, Mapping
 
@@ -20,6 +20,7 @@ import pandas as pd
 
 from . import viz
 from .data.classmap import ClassMap
+from .data.folder import natural_key
 
 __all__ = ["Range", "BrowseFilter", "filter_mask", "sort_ids", "select", "page_of", "apply_selection",
            "natural_key", "chips", "remove_chip", "subset_per_class", "subset_cooccurrence", "stat_columns",
@@ -28,7 +29,6 @@ __all__ = ["Range", "BrowseFilter", "filter_mask", "sort_ids", "select", "page_o
 NO_STATE = "none"      # review-state filter value for images nobody has judged yet
 # customdata tags: ["class", class_id, ...], ["range", column, lo, hi, closed, class_id or -1], ["pair", a, b, ...]
 CLASS, RANGE, PAIR = "class", "range", "pair"
-_DIGITS = re.compile(r"(\d+)")
 
 
 @dataclass(frozen=True)
@@ -125,11 +125,6 @@ def sort_ids(per_image: pd.DataFrame, keep: np.ndarray, sort_by: str = "image_id
     # lexsort: last key is primary; ties keep the natural id order; NaN rows go last.
     order = np.lexsort((np.arange(len(ids)), key, nan))
     return [ids[k] for k in order]
-
-
-def natural_key(image_id: str) -> tuple:
-    """Sort key that orders 'img2' before 'img10' (digit runs compare as numbers)."""
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in _DIGITS.split(image_id) if p)
 
 
 def select(per_image: pd.DataFrame, f: BrowseFilter, states: Mapping[str, str] | None = None) -> list[str]:

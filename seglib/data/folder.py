@@ -167,6 +167,6 @@ def scan_folder(root: str | Path, report: Report) -> list[Sample]:
     return sorted(samples.values(), key=lambda s: natural_key(s.image_id))
 
 
-def natural_key(text: str) -> list:
-    """'img10' sorts after 'img9'."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
+def natural_key(image_id: str) -> tuple:
+    """'img10' sorts after 'img9'; numbers before words at the same place."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in re.split(r"(\d+)", image_id) if p)
