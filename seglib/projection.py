@@ -18,7 +18,7 @@ from . import cache
 from .data.dataset import SegDataset
 from .stats import DatasetStats
 
-PROJECTION_VERSION = 1
+PROJECTION_VERSION = 2
 THUMB = 16  # thumbnails are THUMB x THUMB: enough for layout and brightness, cheap for thousands
 
 
@@ -41,7 +41,10 @@ def _features(ds: SegDataset, stats: DatasetStats) -> np.ndarray:
     """Thumbnails and class fractions, each block scaled to unit total variance so neither
     dominates just because it has more columns."""
     thumbs = thumbnail_features(ds, stats.ids)
-    frac = stats.per_image.filter(like="frac_").fillna(0.0).to_numpy(np.float32)
+    frac = stats.per_image.filter(like="frac_")
+    # Unlabeled images have no fractions: give them the labeled mean, so that their place on
+    # the map comes from how they look, not from a made-up "no classes at all" label.
+    frac = frac.fillna(frac.mean()).fillna(0.0).to_numpy(np.float32)
     blocks = []
     for block in (thumbs, frac):
         if block.shape[1] == 0:
