@@ -211,8 +211,8 @@ def detector_section(ctx: Ctx) -> None:
     min_score = c2.slider("Minimum score", 0.0, 1.0, 0.0, 0.05, key=DET_MIN_SCORE)
     shown = det[det["detector"].isin(chosen) & (det["score"] >= min_score)].reset_index(drop=True)
     shown.insert(1, "state", [states.get(i, "unreviewed") for i in shown["image_id"]])
-    per_det = shown.groupby("detector").agg(images=("image_id", "nunique"), top_score=("score", "max"))
-    st.caption(" · ".join(f"**{d}** {r.images} images" for d, r in per_det.iterrows()))
+    per_det = shown.groupby("detector")["image_id"].nunique()
+    st.caption(" · ".join(f"**{d}** {n:,} images" for d, n in per_det.items()))
     event = st.dataframe(shown, hide_index=True, use_container_width=True, on_select="rerun",
                          selection_mode="multi-row", key=f"review_det_table_{st.session_state[TABLE_GEN]}",
                          column_config={"score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0,
