@@ -245,3 +245,16 @@ def test_cli_json_contract_and_errors(demo_npz, capsys):
     assert "unknown detector bogus" in capsys.readouterr().err
     assert main(["outliers", "/no/such/dataset"]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_fragments_counted_per_mask_in_a_batch():
+    from seglib.outliers.features import _fragments, _pieces_per_mask
+    masks = np.zeros((3, 20, 30), np.uint8)
+    masks[0, 2:5, 2:5] = masks[0, 10:12, 20:25] = masks[0, 15:18, 5:8] = 1  # three pieces of class 1
+    masks[1, :, 15:] = 2                                                  # one piece of class 2
+    masks[2, 0, 0] = masks[2, 19, 29] = 1                                 # two corner specks
+    out = _fragments(masks)
+    assert out[:, 1].tolist() == [3, 0, 2] and out[:, 2].tolist() == [0, 1, 0] and out[:, 0].tolist() == [1, 1, 1]
+    # the pixel-by-pixel fallback gives the same counts when labels are not in scan order
+    labels = np.array([[0, 2], [1, 0]], np.int32)  # two 1x2 "masks", labels out of order
+    assert _pieces_per_mask(labels, 3, 2).tolist() == [1, 1]
