@@ -123,6 +123,7 @@ def test_npz_unknown_keys_and_wrong_shapes(tmp_path):
     assert "extra" in c["npz_unknown_key"].problem
     assert "masks" in c["npz_shape"].file and "(2, 8, 8)" in c["npz_shape"].problem
     assert len(ds) == 3 and ds.labeled_ids == []  # images kept, as unlabeled
+    assert ds.file_of(ds.ids[1]).endswith("a.npz[images][1]")
 
     np.savez(tmp_path / "b.npz", training_set=np.zeros((3, 3, 8, 8), np.uint8))
     ds = open_dataset(tmp_path / "b.npz")

@@ -330,8 +330,11 @@ class NpzDataset(SegDataset):
                     unlabeled = imgs
             if "test_set" in keys:
                 t = npz["test_set"]
-                if t.ndim in (3, 4):
-                    unlabeled = t if unlabeled is None else unlabeled
+                if t.ndim in (3, 4) and unlabeled is not None:
+                    self.report.add(f"{path}[test_set]", "left out: the 'images' array is already the "
+                                    "unlabeled split (no usable 'masks')", "npz_shape", excluded=False)
+                elif t.ndim in (3, 4):
+                    unlabeled = t
                 else:
                     self.report.add(f"{path}[test_set]", f"shape {t.shape} is not (M, H, W); left out", "npz_shape")
         except Exception as e:  # a damaged member of the zip
@@ -348,6 +351,8 @@ class NpzDataset(SegDataset):
         self._ids = list(self._index)
         self._labeled = {k: v < n_lab for k, v in self._index.items()}
         self._lab_imgs, self._masks, self._unlab_imgs = labeled_imgs, labeled_masks, unlabeled
+        # Where the unlabeled rows came from: 'images' without usable masks, else 'test_set'.
+        self._unlabeled_key = "images" if labeled_imgs is None and "images" in keys else "test_set"
         self._n_lab = n_lab
 
     def _init_classes(self, npz, keys) -> None:
@@ -381,7 +386,7 @@ class NpzDataset(SegDataset):
         if i < self._n_lab:
             key = self._labeled_keys[0 if what == "image" else 1]
             return f"{self.source}[{key}][{i}]"
-        return f"{self.source}[test_set][{i - self._n_lab}]"
+        return f"{self.source}[{self._unlabeled_key}][{i - self._n_lab}]"
 
     def image(self, image_id: str) -> np.ndarray:
         i = self._row(image_id)
