@@ -63,6 +63,14 @@ def _bins(values: np.ndarray, bins: int, lo: float | None = None, hi: float | No
     return counts, edges
 
 
+def _nice_ceiling(v: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 x 10^k that is >= v (capped at 1: shares)."""
+    if v <= 0:
+        return 1.0
+    base = 10 ** np.floor(np.log10(v))
+    return float(min(1.0, next(m * base for m in (1, 2, 2.5, 5, 10) if m * base >= v - 1e-12)))
+
+
 def _range_custom(column: str, edges: np.ndarray, counts: np.ndarray, class_id: int = -1) -> list[list]:
     """One ``["range", ...]`` per bin: half-open like np.histogram, the last bin closed."""
     n = len(counts)
@@ -86,16 +94,18 @@ def fraction_histograms_figure(per_image: pd.DataFrame, class_map: ClassMap, cla
         col = f"frac_{cid}"
         values = per_image[col].to_numpy(np.float64) if col in per_image else np.zeros(0)
         values = values[np.nan_to_num(values) > 0]
-        counts, edges = _bins(values, bins, 0.0, 1.0) if len(values) else (np.zeros(bins, int), np.linspace(0, 1, bins + 1))
+        # Each panel spans 0..its largest share: a class under 1% would be one bar on 0..100%.
+        hi = _nice_ceiling(float(values.max())) if len(values) else 1.0
+        counts, edges = _bins(values, bins, 0.0, hi) if len(values) else (np.zeros(bins, int), np.linspace(0, 1, bins + 1))
         color = bar_color(class_map.by_id(cid).color) if cid in class_map.ids else "#888888"
         fig.add_trace(go.Bar(
             x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges), marker_color=color, name=names[k],
             customdata=_range_custom(col, edges, counts, cid), showlegend=False,
             hovertemplate=f"{names[k]}: %{{customdata[2]:.1%}}–%{{customdata[3]:.1%}} of the image"
                           "<br>%{y:,} images<extra></extra>"), row=k // cols + 1, col=k % cols + 1)
-    fig.update_xaxes(tickformat=".0%", range=[0, 1])
+    fig.update_xaxes(tickformat=".1%", rangemode="tozero")
     fig.update_layout(title="Share of the image covered, per class (images that contain it)", bargap=0.05,
-                      height=80 + 190 * rows, margin=_MARGIN, clickmode="event+select")
+                      height=100 + 190 * rows, margin=dict(_MARGIN, t=80), clickmode="event+select")
     return fig
 
 
