@@ -109,7 +109,7 @@ def distribution_figure(table: pd.DataFrame, measure: str = "pixel_share"):
     """Grouped bars (plotly): share per class before vs after rebalancing."""
     import plotly.graph_objects as go
 
-    label = {"pixel_share": "Pixel share", "image_share": "Drawn images that contain the class"}[measure]
+    label = {"pixel_share": "Pixel share", "image_share": "Images with the class"}[measure]
     fig = go.Figure()
     for when, opacity in (("before", 0.45), ("after", 1.0)):
         part = table[(table["measure"] == measure) & (table["when"] == when)]
