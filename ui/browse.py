@@ -25,24 +25,12 @@ REVIEW_STATES = [browse.NO_STATE] + [s for s in STATES if s != "cleared"]
 
 
 # --- cached data ---------------------------------------------------------------------------
-@st.cache_data(max_entries=8, show_spinner=False)
-def _fingerprint(path: str, ds_token: int, _ds) -> str:
-    return _ds.fingerprint()
-
-
 def fingerprint(loaded: Loaded) -> str:
-    """The dataset's content fingerprint, read once per loaded dataset (a folder stats every file)."""
-    return _fingerprint(loaded.path, id(loaded.ds), loaded.ds)
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _per_image(fp: str, _stats) -> pd.DataFrame:
-    return _stats.per_image
+    return loaded.fingerprint
 
 
 def per_image(loaded: Loaded) -> pd.DataFrame:
-    """``stats.per_image``, built once per dataset version."""
-    return _per_image(fingerprint(loaded), loaded.stats)
+    return loaded.per_image
 
 
 @st.cache_resource(show_spinner=False)

@@ -6,8 +6,10 @@ import io
 import shutil
 import zipfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from seglib import paths
@@ -20,11 +22,20 @@ from . import state
 
 @dataclass(frozen=True)
 class Loaded:
-    """A dataset with its statistics. Shared across sessions: read it, never change it."""
+    """A dataset with its statistics. Shared across sessions: read it, never change it.
+
+    ``fingerprint`` is read once here (a folder stats every file for it), so pages key their
+    caches on it without touching the disk on every rerun."""
 
     path: str
     ds: SegDataset
     stats: DatasetStats
+    fingerprint: str
+
+    @cached_property
+    def per_image(self) -> pd.DataFrame:
+        """``stats.per_image``, built once per loaded dataset."""
+        return self.stats.per_image
 
 
 @st.cache_resource(show_spinner="Generating the demo dataset (once)…")
@@ -46,7 +57,7 @@ def ensure_demo() -> str:
 def _load(path: str, reload: int) -> Loaded:
     ds = open_dataset(path)
     st_ = compute_stats(ds)
-    return Loaded(path, ds, st_)
+    return Loaded(path, ds, st_, ds.fingerprint())
 
 
 def current_path() -> str:

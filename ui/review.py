@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from seglib import review, viz
+from seglib import outliers, review, viz
 from seglib.data import SegDataset
 from seglib.projection import projection
 from seglib.stats import DatasetStats
@@ -69,20 +69,12 @@ def _projection(path: str, fingerprint: str, _ds: SegDataset, _stats: DatasetSta
 
 @st.cache_data(max_entries=4, show_spinner="Running the outlier detectors…")
 def _detections(path: str, fingerprint: str, _ds: SegDataset, _stats: DatasetStats) -> pd.DataFrame:
-    from seglib import outliers
     return outliers.detect(_ds, _stats)
 
 
-def detections(ctx: Ctx) -> pd.DataFrame | None:
-    """Detector rows (image_id, detector, reason, score, group), most suspicious first; None
-    when this installation has no detectors (``seglib.outliers.detect`` missing)."""
-    try:
-        from seglib import outliers
-    except ImportError:
-        return None
-    if not hasattr(outliers, "detect"):
-        return None
-    return _detections(str(ctx.ds.source), ctx.ds.fingerprint(), ctx.ds, ctx.stats)
+def detections(ctx: Ctx) -> pd.DataFrame:
+    """Detector rows (image_id, detector, reason, score, group), most suspicious first."""
+    return _detections(ctx.loaded.path, ctx.loaded.fingerprint, ctx.ds, ctx.stats)
 
 
 def say(message: str) -> None:
@@ -138,13 +130,11 @@ def flag_buttons(ctx: Ctx, ids: list[str], where: str, gen_key: str) -> None:
 # --- the map ------------------------------------------------------------------------------
 def map_table(ctx: Ctx) -> pd.DataFrame:
     """Per-image statistics joined with the 2-D projection, the review state and the top detector."""
-    proj = _projection(str(ctx.ds.source), ctx.ds.fingerprint(), ctx.ds, ctx.stats)
-    table = ctx.stats.per_image.join(proj)
+    proj = _projection(ctx.loaded.path, ctx.loaded.fingerprint, ctx.ds, ctx.stats)
+    table = ctx.loaded.per_image.join(proj)
     states = ctx.store.states(ctx.key)
     table["review state"] = [states.get(i, "unreviewed") for i in table.index]
     det = detections(ctx)
-    if det is None:
-        det = pd.DataFrame(columns=["image_id", "detector", "score"])
     top = det.sort_values("score", ascending=False).drop_duplicates("image_id").set_index("image_id")["detector"]
     table["detector"] = top.reindex(table.index).fillna("none").to_numpy()
     return table
@@ -197,10 +187,6 @@ def map_section(ctx: Ctx) -> None:
 # --- detectors ----------------------------------------------------------------------------
 def detector_section(ctx: Ctx) -> None:
     det = detections(ctx)
-    if det is None:
-        st.warning("No outlier detectors in this installation (seglib.outliers.detect is missing); "
-                   "flag images on the Map instead.")
-        return
     if det.empty:
         st.success("The detectors found nothing suspicious in this dataset.")
         return
