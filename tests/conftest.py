@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -16,6 +17,24 @@ def _isolated_data_dir(tmp_path, monkeypatch):
     """No test touches ~/.seglib or the repo's data/."""
     monkeypatch.setenv("SEGLIB_DATA_DIR", str(tmp_path / "seglib-data"))
     monkeypatch.delenv("SEGLIB_CACHE_DIR", raising=False)
+
+
+@pytest.fixture
+def app_data_with_demo(tmp_path, monkeypatch, demo_npz):
+    """make(n=None, n_test=None) -> an app data folder holding a demo where the app looks for
+    it, set as SEGLIB_DATA_DIR: a copy of ``demo_npz`` (300 + 40), or a fresh demo of n images."""
+    def make(n: int | None = None, n_test: int | None = None):
+        d = tmp_path / "app-data"
+        target = d / "demo" / "mars_demo.npz"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if n is None:
+            shutil.copy(demo_npz, target)
+        else:
+            write_demo(target, n=n, seed=0, n_test=n_test)
+        monkeypatch.setenv("SEGLIB_DATA_DIR", str(d))
+        monkeypatch.delenv("SEGLIB_REVIEW_DB", raising=False)
+        return d
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,8 @@ APP, PAGE = str(ROOT / "app.py"), "app_pages/3_augment.py"
 
 
 @pytest.fixture
-def app_dir(tmp_path, demo_npz, monkeypatch):
-    d = tmp_path / "app-data"
-    (d / "demo").mkdir(parents=True)
-    shutil.copy(demo_npz, d / "demo" / "mars_demo.npz")
-    monkeypatch.setenv("SEGLIB_DATA_DIR", str(d))
-    return d
+def app_dir(app_data_with_demo):
+    return app_data_with_demo()
 
 
 def _open() -> AppTest:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,11 +17,8 @@ PAGE = "app_pages/1_dataset.py"
 
 
 @pytest.fixture
-def at(demo_npz, tmp_path, monkeypatch):
-    data = tmp_path / "app-data"
-    (data / "demo").mkdir(parents=True)
-    shutil.copy(demo_npz, data / "demo" / "mars_demo.npz")
-    monkeypatch.setenv("SEGLIB_DATA_DIR", str(data))
+def at(app_data_with_demo):
+    app_data_with_demo()
     app = AppTest.from_file(APP, default_timeout=60)
     app.run()
     app.switch_page(PAGE).run()

@@ -14,11 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def app_data(tmp_path, monkeypatch):
-    d = tmp_path / "app-data"
-    write_demo(d / "demo" / "mars_demo.npz", n=60, seed=0, n_test=8)
-    monkeypatch.setenv("SEGLIB_DATA_DIR", str(d))
-    return d
+def app_data(app_data_with_demo):
+    return app_data_with_demo(n=60, n_test=8)
 
 
 def run_app(**session) -> AppTest:

@@ -8,7 +8,6 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from seglib.data import open_dataset
-from seglib.data.demo import write_demo
 from seglib.review import ReviewStore, dataset_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,12 +15,8 @@ PAGE = "app_pages/2_review.py"
 
 
 @pytest.fixture
-def app_data(tmp_path, monkeypatch):
-    d = tmp_path / "app-data"
-    write_demo(d / "demo" / "mars_demo.npz", n=60, seed=0, n_test=8)
-    monkeypatch.setenv("SEGLIB_DATA_DIR", str(d))
-    monkeypatch.delenv("SEGLIB_REVIEW_DB", raising=False)
-    return d
+def app_data(app_data_with_demo):
+    return app_data_with_demo(n=60, n_test=8)
 
 
 @pytest.fixture
