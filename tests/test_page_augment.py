@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
-APP, PAGE = str(ROOT / "app.py"), "app_pages/3_augment.py"
+APP, PAGE = str(ROOT / "app.py"), "pages/3_augment.py"
 
 
 @pytest.fixture

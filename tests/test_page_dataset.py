@@ -13,7 +13,7 @@ from seglib.review import ReviewStore, dataset_key
 from seglib.stats import compute_stats
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-PAGE = "app_pages/1_dataset.py"
+PAGE = "pages/1_dataset.py"
 
 
 @pytest.fixture

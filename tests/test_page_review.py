@@ -11,7 +11,7 @@ from seglib.data import open_dataset
 from seglib.review import ReviewStore, dataset_key
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = "app_pages/2_review.py"
+PAGE = "pages/2_review.py"
 
 
 @pytest.fixture

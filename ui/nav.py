@@ -1,14 +1,15 @@
-"""Pages are discovered from app_pages/*.py, ordered by their number prefix (0_home.py first).
+"""Pages are discovered from pages/*.py, ordered by their number prefix (0_home.py first).
 
-Not pages/: that folder name switches on streamlit's older auto-discovery, which runs a page
-without app.py when its URL is opened directly (no sidebar picker, no wide layout)."""
+Every page calls :func:`require_entry` first: see there why."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import streamlit as st
 
-PAGES_DIR = Path(__file__).resolve().parent.parent / "app_pages"
+from . import state
+
+PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 # Material icons render everywhere (emoji need a font the machine may lack).
 ICONS = {"home": ":material/home:", "dataset": ":material/grid_view:", "review": ":material/flag:",
          "outliers": ":material/troubleshoot:", "augment": ":material/tune:", "train": ":material/model_training:",
@@ -28,3 +29,19 @@ def pages() -> list:
         out.append(st.Page(str(f), title=_title(f.stem), icon=ICONS.get(key, ":material/description:"), default=(i == 0),
                            url_path=key if i else None))
     return out
+
+
+def require_entry() -> None:
+    """Make sure ``app.py`` ran before this page (the first line of every page).
+
+    Streamlit (1.36 to at least 1.67) keeps the old multipage mode for apps with a ``pages/``
+    folder beside the entry script until the process's first ``st.navigation`` call. So when
+    the first request a fresh server gets is a page's own URL (a bookmark, a reload after a
+    restart), Streamlit runs that page's file alone: no page config, no sidebar, no dataset
+    picker. No setting turns that mode off. A page that finds the session state ``app.py``
+    sets missing calls ``st.navigation``, which switches the old mode off for the process, and
+    reruns: the rerun starts at ``app.py`` and lands on the same page.
+    """
+    if state.DATASET not in st.session_state:  # state.init() in app.py did not run
+        st.navigation(pages(), position="hidden")
+        st.rerun()

@@ -5,8 +5,8 @@ Skipped when /usr/bin/chromium or playwright is missing. Screenshots go to
 """
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -40,36 +40,44 @@ def app_data_dir(tmp_path_factory):
     return d
 
 
+@contextlib.contextmanager
+def running_app(data_dir: Path):
+    """``streamlit run app.py`` on a free loopback port; yields its URL, then stops exactly that process."""
+    port = _free_port()
+    env = dict(os.environ, SEGLIB_DATA_DIR=str(data_dir), NO_ALBUMENTATIONS_UPDATE="1", HF_HUB_OFFLINE="1")
+    log_path = data_dir / f"streamlit-{port}.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.time() + 60
+            while True:
+                try:
+                    urllib.request.urlopen(url + "/_stcore/health", timeout=2)
+                    break
+                except OSError:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"streamlit exited: {log_path.read_text()}") from None
+                    if time.time() > deadline:
+                        raise RuntimeError("streamlit did not start within 60 s") from None
+                    time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 @pytest.fixture(scope="module")
 def app_url(app_data_dir):
-    """Start the app on a free loopback port; stop exactly that process afterwards."""
-    port = _free_port()
-    env = dict(os.environ, SEGLIB_DATA_DIR=str(app_data_dir), NO_ALBUMENTATIONS_UPDATE="1", HF_HUB_OFFLINE="1")
-    log = open(app_data_dir / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "/_stcore/health", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited: {(app_data_dir / 'streamlit.log').read_text()}")
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("streamlit did not start within 60 s")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    """One app server for the tests of a module."""
+    with running_app(app_data_dir) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,9 @@ and preview class rebalancing as the training sampler will see it."""
 import streamlit as st
 
 from ui import augment as ui_aug
-from ui import data
+from ui import data, nav
 
+nav.require_entry()
 loaded = data.current()
 if loaded is None:
     st.stop()

@@ -3,8 +3,9 @@ import pandas as pd
 import streamlit as st
 
 from seglib import viz
-from ui import data
+from ui import data, nav
 
+nav.require_entry()
 loaded = data.current()
 if loaded is None:
     st.stop()

@@ -5,9 +5,10 @@ import streamlit as st
 
 from seglib import browse
 from ui import browse as ui_browse
-from ui import data
+from ui import data, nav
 from ui import dataset_grid as grid
 
+nav.require_entry()
 loaded = data.current()
 if loaded is None:
     st.stop()

@@ -2,10 +2,11 @@
 each in a queue, and export the flags or a cleaned copy. Decisions are saved at once."""
 import streamlit as st
 
-from ui import data
+from ui import data, nav
 from ui import review as rv
 from ui import review_queue as rq
 
+nav.require_entry()
 loaded = data.current()
 if loaded is None:
     st.stop()
