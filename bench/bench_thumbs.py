@@ -25,8 +25,8 @@ from PIL import Image
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from seglib import browse, viz  # noqa: E402
-from seglib.browse import View  # noqa: E402
+from seglib import viz  # noqa: E402
+from seglib.viz import View  # noqa: E402
 from seglib.data import open_dataset  # noqa: E402
 from seglib.data.demo import write_demo  # noqa: E402
 
@@ -66,7 +66,7 @@ def _bench(name: str, ds, n: int) -> None:
 
     @st.cache_data(show_spinner=False)
     def cached(image_id: str, view: View, _ds) -> tuple[bytes, str]:
-        return browse.thumbnail(_ds, image_id, view, 256)
+        return viz.thumbnail(_ds, image_id, view, 256)
 
     base = _timed(lambda: _baseline(ds, ids))
     with ThreadPoolExecutor(4) as pool:

@@ -3,6 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from seglib import viz
+from seglib.viz import plots
 from ui import data, nav
 
 nav.require_entry()
@@ -24,7 +25,7 @@ c4.metric("Problems", len(ds.report), help="Files left out or with warnings; see
 
 left, right = st.columns([1, 1])
 with left:
-    st.plotly_chart(viz.class_share_figure(per_class), width="stretch")
+    st.plotly_chart(plots.class_share_figure(per_class), width="stretch")
 with right:
     table = per_class.assign(share=per_class["pixel_fraction"]).drop(columns=["pixel_fraction", "color"])
     if not table["ignore"].any():

@@ -5,7 +5,7 @@
 >>> page_ids, n_pages = page_of(ids, page=0, per_page=24)
 
 A plot selection (the points Streamlit returns from ``st.plotly_chart(on_select=...)``)
-becomes a filter with :func:`apply_selection`; the plots in :mod:`seglib.plots` put what a
+becomes a filter with :func:`apply_selection`; the plots in :mod:`seglib.viz.plots` put what a
 point means into its ``customdata`` (see :data:`CLASS`, :data:`RANGE`, :data:`PAIR`).
 """
 from __future__ import annotations
@@ -18,13 +18,12 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from . import viz
 from .data.classmap import ClassMap
 from .data.folder import natural_key
 
 __all__ = ["Range", "BrowseFilter", "filter_mask", "sort_ids", "select", "page_of", "apply_selection",
            "natural_key", "chips", "remove_chip", "subset_per_class", "subset_cooccurrence", "stat_columns",
-           "View", "thumbnail", "class_pixels", "NO_STATE", "CLASS", "RANGE", "PAIR"]
+           "class_pixels", "column_label", "NO_STATE", "CLASS", "RANGE", "PAIR"]
 
 NO_STATE = "none"      # review-state filter value for images nobody has judged yet
 # customdata tags: ["class", class_id, ...], ["range", column, lo, hi, closed, class_id or -1], ["pair", a, b, ...]
@@ -178,7 +177,7 @@ def _fmt(column: str, v: float) -> str:
     return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.3g}"
 
 
-def _column_label(column: str, class_map: ClassMap) -> str:
+def column_label(column: str, class_map: ClassMap) -> str:
     for prefix, what in (("frac_", "share of"), ("px_", "pixels of")):
         if column.startswith(prefix) and column[len(prefix):].isdigit():
             return f"{what} {class_map.name_of(int(column[len(prefix):]))}"
@@ -192,7 +191,7 @@ def chips(f: BrowseFilter, class_map: ClassMap) -> list[tuple[str, str]]:
     for r in f.ranges:
         bracket = "]" if r.closed else ")"
         out.append((f"range:{r.column}",
-                    f"{_column_label(r.column, class_map)} in [{_fmt(r.column, r.lo)}, {_fmt(r.column, r.hi)}{bracket}"))
+                    f"{column_label(r.column, class_map)} in [{_fmt(r.column, r.lo)}, {_fmt(r.column, r.hi)}{bracket}"))
     if f.states:
         out.append(("states", "review: " + ", ".join(f.states)))
     if f.labeled != "all":
@@ -247,36 +246,7 @@ def stat_columns(per_image: pd.DataFrame) -> list[str]:
     return [c for c in per_image.columns if c != "labeled" and pd.api.types.is_numeric_dtype(per_image[c])]
 
 
-# --- thumbnails and the detail view --------------------------------------------------------
-@dataclass(frozen=True)
-class View:
-    """How an image is drawn: a ``viz.MODES`` mode, mask opacity, the class ids drawn (None =
-    all) and class outlines. Frozen: it is part of the thumbnail cache key."""
-
-    mode: str = "overlay"
-    alpha: float = 0.45
-    visible: tuple[int, ...] | None = None
-    outline: bool = False
-
-    def draw(self, image: np.ndarray, mask: np.ndarray | None, class_map: ClassMap) -> np.ndarray:
-        """uint8 (H, W, 3) (twice as wide side by side) of ``image`` and ``mask``."""
-        visible = None if self.visible is None else list(self.visible)
-        return viz.render(image, mask, class_map, self.mode, self.alpha, visible, self.outline)
-
-
-def thumbnail(ds, image_id: str, view: View, size: int = 192) -> tuple[bytes, str]:
-    """Encoded picture (bytes, mime) of one image, its longer side about ``size`` pixels.
-
-    The image and mask are scaled before drawing, so a 2000x1800 photo costs one decode and
-    one resize, not a full-size blend. An image that cannot be read becomes a grey tile.
-    """
-    image, mask, _ = ds.load_pair(image_id)
-    if image is None:
-        image, mask = np.full((size // 2, size // 2), 128, np.uint8), None
-    image, mask = viz.thumbnail_pair(image, mask, size)
-    return viz.encode(view.draw(image, mask, ds.class_map))
-
-
+# --- the detail view ---------------------------------------------------------------------
 def class_pixels(row: pd.Series, class_map: ClassMap) -> pd.DataFrame:
     """Per-class pixel counts of one ``per_image`` row: class, pixels, share (classes present first)."""
     out = pd.DataFrame([{"class": c.name, "id": c.id, "pixels": int(np.nan_to_num(row.get(f"px_{c.id}", 0))),

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from seglib import browse, viz
-from seglib.browse import BrowseFilter, Range, View
+from seglib.browse import BrowseFilter, Range
+from seglib.viz import View
 from seglib.data import open_dataset
 from seglib.data.classmap import ClassMap
 from seglib.stats import compute_stats
@@ -97,7 +98,7 @@ def test_apply_selection_translates_customdata():
 
 def test_plot_bins_select_exactly_the_counted_images(demo_npz):
     """What a bin says it holds is what clicking it shows."""
-    from seglib import plots
+    from seglib.viz import plots
 
     ds = open_dataset(demo_npz)
     table = compute_stats(ds).per_image
@@ -150,7 +151,7 @@ def test_thumbnail_sizes(tmp_path, shape, expect):
     mask[: shape[0] // 2] = 1
     Image.fromarray(mask).save(root / "masks" / "x.png")
     ds = open_dataset(root)
-    data, mime = browse.thumbnail(ds, "x", View(mode="mask"), size=256)
+    data, mime = viz.thumbnail(ds, "x", View(mode="mask"), size=256)
     out = np.asarray(Image.open(io.BytesIO(data)))
     assert out.shape[:2] == expect
     assert mime in ("image/png", "image/jpeg")

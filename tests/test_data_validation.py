@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -42,6 +43,30 @@ def test_truncated_and_corrupt_images_are_left_out_with_the_file_named(tmp_path)
     assert "truncated" in next(p for p in bad if p.image_id == "trunc").problem
     assert ds.ids == ["ok"] and st.ids == ["ok"]
     assert "unreadable_image" in c
+
+
+def test_images_over_the_pixel_limit_are_refused_with_their_size(tmp_path, monkeypatch):
+    good_pair(tmp_path, "small", 8, 8)
+    good_pair(tmp_path, "big", 40, 50)
+    monkeypatch.setenv("SEGLIB_MAX_IMAGE_PIXELS", "1000")
+    ds = open_dataset(tmp_path)
+    compute_stats(ds, use_cache=False)
+    p = codes(ds)["unreadable_image"]
+    assert p.image_id == "big" and p.file.endswith("images/big.png")
+    assert "50x40 = 2,000 pixels" in p.problem and "1,000" in p.problem
+    assert ds.ids == ["small"]
+
+
+def test_pil_decompression_bomb_becomes_a_read_error(tmp_path, monkeypatch):
+    from seglib.data.io import ReadError, read_image
+    good_pair(tmp_path, "a", 40, 50)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # PIL refuses above twice this
+    with pytest.raises(ReadError, match="a.png: image too large to open safely"):
+        read_image(tmp_path / "images" / "a.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1500)  # only PIL's warning: the size check decides
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_image(tmp_path / "images" / "a.png").shape == (40, 50)
 
 
 def test_unreadable_mask(tmp_path):

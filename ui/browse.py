@@ -11,8 +11,9 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from seglib import browse, plots
+from seglib import browse
 from seglib.browse import BrowseFilter, Range
+from seglib.viz import plots
 from seglib.review import STATES, ReviewStore, dataset_key, default_url
 
 from .data import Loaded
@@ -65,7 +66,7 @@ def _from_widget(field: str, convert=lambda v: v) -> None:
 
 
 def _column_label(column: str, loaded: Loaded) -> str:
-    return browse._column_label(column, loaded.ds.class_map)
+    return browse.column_label(column, loaded.ds.class_map)
 
 
 def _sync(f: BrowseFilter) -> None:

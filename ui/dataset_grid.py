@@ -8,7 +8,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 from seglib import browse, viz
-from seglib.browse import View
+from seglib.viz import View
 from seglib.review import current_user, dataset_key
 
 from . import browse as ui_browse
@@ -26,7 +26,7 @@ DETAIL_PX = 1024
 
 @st.cache_data(max_entries=5000, show_spinner=False)
 def _thumb(fp: str, image_id: str, view: View, size: int, _ds) -> tuple[bytes, str]:
-    return browse.thumbnail(_ds, image_id, view, size)
+    return viz.thumbnail(_ds, image_id, view, size)
 
 
 def thumbnails(loaded: Loaded, ids: list[str], view: View, size: int = THUMB_PX) -> list[tuple[bytes, str]]:

@@ -1,6 +1,7 @@
 """Read images and masks from disk as numpy arrays; decode masks to class indices. No torch."""
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -10,24 +11,48 @@ from PIL import Image
 from .classmap import UNKNOWN_INDEX, ClassMap, rgb_to_hex
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
-
-# Large but sane: a 20000x20000 mosaic opens; a decompression bomb still fails with a message.
-Image.MAX_IMAGE_PIXELS = 400_000_000
+DEFAULT_MAX_PIXELS = 200_000_000  # a 14,000 x 14,000 mosaic opens; a decompression bomb does not
 
 
 class ReadError(Exception):
     """A file could not be read as an image. The message names the file and the fault."""
 
 
+def max_image_pixels() -> int:
+    """The largest image (width x height) seglib opens: ``$SEGLIB_MAX_IMAGE_PIXELS``, else 200 million.
+
+    PIL's own guard (``PIL.Image.MAX_IMAGE_PIXELS``, about 179 million pixels by default) still
+    applies on top; a program that wants larger images raises or disables it itself."""
+    env = os.environ.get("SEGLIB_MAX_IMAGE_PIXELS", "").strip()
+    if not env:
+        return DEFAULT_MAX_PIXELS
+    try:
+        return int(env.replace("_", ""))
+    except ValueError:
+        raise ValueError(f"SEGLIB_MAX_IMAGE_PIXELS={env!r} is not a whole number of pixels") from None
+
+
 def _open(path: Path) -> Image.Image:
+    limit = max_image_pixels()
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(path)
-            im.load()  # force decoding now: truncated files fail here, not later
+            # The size check below is the policy; PIL's warning for images over its default would repeat it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)  # reads the header only
+        w, h = im.size
+        if w * h > limit:
+            im.close()
+            raise ReadError(f"{path}: image is {w}x{h} = {w * h:,} pixels, more than the limit of {limit:,} "
+                            "(SEGLIB_MAX_IMAGE_PIXELS)")
+        im.load()  # force decoding now: truncated files fail here, not later
         return im
+    except ReadError:
+        raise
     except FileNotFoundError:
         raise ReadError(f"{path}: file not found") from None
+    except Image.DecompressionBombError as e:
+        raise ReadError(f"{path}: image too large to open safely ({e}; PIL.Image.MAX_IMAGE_PIXELS sets "
+                        "PIL's limit)") from None
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError...)
         msg = (str(e) or type(e).__name__).replace(f" {str(path)!r}", "").replace(f" {str(path)}", "")
         if "cannot identify image file" in msg:
@@ -77,15 +102,6 @@ def image_to_array(im: Image.Image) -> np.ndarray:
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image file as uint8 (H, W) or (H, W, 3). Raises ReadError naming the file."""
     return image_to_array(_open(Path(path)))
-
-
-def read_image_size(path: str | Path) -> tuple[int, int]:
-    """(height, width) from the file header alone."""
-    try:
-        with Image.open(path) as im:
-            return im.size[1], im.size[0]
-    except Exception as e:
-        raise ReadError(f"{path}: cannot read image header ({e})") from None
 
 
 def read_mask_file(path: str | Path) -> tuple[np.ndarray, str, list | None]:

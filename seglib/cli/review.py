@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from ..cli import CliError, command, open_or_fail, print_json
+from .common import CliError, add_command, open_or_fail, print_json
 
 ACTIONS = ("status", "flag", "set", "undo", "export-flags", "export-clean")
 
@@ -28,7 +28,6 @@ def _args(p):
     p.add_argument("--json", action="store_true")
 
 
-@command("review", "flags and decisions of the review store; export flags or a cleaned copy")
 def cmd_review(args) -> int:
     from ..review import ReviewStore, dataset_key
     ds = open_or_fail(args.dataset)
@@ -107,4 +106,8 @@ def _export_clean(args, ds, store, key) -> dict:
 
 _RUN = {"status": _status, "flag": _flag, "set": _set, "undo": _undo,
         "export-flags": _export_flags, "export-clean": _export_clean}
-cmd_review.add_arguments = _args
+
+
+def register(sub) -> None:
+    add_command(sub, "review", "flags and decisions of the review store; export flags or a cleaned copy",
+                _args, cmd_review)

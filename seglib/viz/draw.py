@@ -1,9 +1,11 @@
-"""Overlays and colourised masks as pure numpy functions (pages only display the arrays)."""
+"""Overlays, colourised masks and thumbnails as pure numpy functions (pages only display the arrays)."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
-from .data.classmap import ClassMap
+from ..data.classmap import ClassMap
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
@@ -156,8 +158,31 @@ def legend_html(class_map: ClassMap, visible: list[int] | None = None) -> str:
     return '<div style="line-height:1.8">' + "".join(items) + "</div>"
 
 
-def class_share_figure(per_class, title: str = "Pixel share per class"):
-    """Moved to :mod:`seglib.plots`; kept here for existing callers."""
-    from .plots import class_share_figure as figure
+# --- views and thumbnails ----------------------------------------------------------------
+@dataclass(frozen=True)
+class View:
+    """How an image is drawn: a :data:`MODES` mode, mask opacity, the class ids drawn (None =
+    all) and class outlines. Frozen: it is part of the thumbnail cache key."""
 
-    return figure(per_class, title)
+    mode: str = "overlay"
+    alpha: float = 0.45
+    visible: tuple[int, ...] | None = None
+    outline: bool = False
+
+    def draw(self, image: np.ndarray, mask: np.ndarray | None, class_map: ClassMap) -> np.ndarray:
+        """uint8 (H, W, 3) (twice as wide side by side) of ``image`` and ``mask``."""
+        visible = None if self.visible is None else list(self.visible)
+        return render(image, mask, class_map, self.mode, self.alpha, visible, self.outline)
+
+
+def thumbnail(ds, image_id: str, view: View, size: int = 192) -> tuple[bytes, str]:
+    """Encoded picture (bytes, mime) of one image, its longer side about ``size`` pixels.
+
+    The image and mask are scaled before drawing, so a 2000x1800 photo costs one decode and
+    one resize, not a full-size blend. An image that cannot be read becomes a grey tile.
+    """
+    image, mask, _ = ds.load_pair(image_id)
+    if image is None:
+        image, mask = np.full((size // 2, size // 2), 128, np.uint8), None
+    image, mask = thumbnail_pair(image, mask, size)
+    return encode(view.draw(image, mask, ds.class_map))

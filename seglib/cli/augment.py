@@ -1,7 +1,7 @@
 """Augmentation commands: ``augment list|show|preview|check``."""
 from __future__ import annotations
 
-from ..cli import CliError, command, open_or_fail, print_json
+from .common import CliError, add_command, open_or_fail, print_json
 
 
 def _args(p):
@@ -31,12 +31,11 @@ def _samples(args, n: int):
     return ds, pick, pairs
 
 
-@command("augment", "list, show, preview and check saved augmentation pipelines")
 def cmd_augment(args) -> int:
     from .. import augment as aug
     if args.action == "list":
-        doc = {"saved": aug.list_pipelines(), "dir": str(aug.pipelines_dir()),
-               "transforms": [{"name": s.name, "group": s.group, "spatial": s.spatial} for s in aug.TRANSFORMS.values()]}
+        transforms = [{"name": s.name, "group": s.group, "spatial": s.spatial} for s in aug.TRANSFORMS.values()]
+        doc = {"saved": aug.list_pipelines(), "dir": str(aug.pipelines_dir()), "transforms": transforms}
         if args.json:
             print_json(doc)
         else:
@@ -92,4 +91,6 @@ def _preview(args, aug, compose) -> int:
     return 0
 
 
-cmd_augment.add_arguments = _args
+def register(sub) -> None:
+    add_command(sub, "augment", "list, show, preview and check saved augmentation pipelines",
+                _args, cmd_augment)

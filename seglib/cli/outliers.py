@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from ..cli import CliError, command, open_or_fail, print_json, progress_bar
+from .common import CliError, add_command, open_or_fail, print_json, progress_bar
 
 
 def _args(p):
@@ -25,7 +25,6 @@ def _table(flags, limit: int) -> None:
         print(f"... and {len(flags) - len(shown)} more (--limit 0 or --json for all)")
 
 
-@command("outliers", "flag duplicates, shared masks and unusual images or labels, saying why")
 def cmd_outliers(args) -> int:
     from ..outliers import DETECTORS, detect
     from ..stats import compute_stats
@@ -52,4 +51,6 @@ def cmd_outliers(args) -> int:
     return 0
 
 
-cmd_outliers.add_arguments = _args
+def register(sub) -> None:
+    add_command(sub, "outliers", "flag duplicates, shared masks and unusual images or labels, saying why",
+                _args, cmd_outliers)

@@ -11,8 +11,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .browse import CLASS, PAIR, RANGE
-from .data.classmap import ClassMap
+from ..browse import CLASS, PAIR, RANGE
+from ..data.classmap import ClassMap
 
 __all__ = ["class_share_figure", "images_per_class_figure", "fraction_histograms_figure",
            "stat_histogram_figure", "cooccurrence_figure", "pairs_figure", "bar_color"]

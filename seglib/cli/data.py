@@ -1,7 +1,7 @@
 """Dataset commands: demo-data, stats."""
 from __future__ import annotations
 
-from ..cli import CliError, command, open_or_fail, print_json, progress_bar
+from .common import CliError, add_command, open_or_fail, print_json, progress_bar
 
 
 # --- demo-data -------------------------------------------------------------------------
@@ -13,7 +13,6 @@ def _demo_args(p):
     p.add_argument("--json", action="store_true")
 
 
-@command("demo-data", "write the Mars-like demo dataset and its truth file")
 def cmd_demo(args) -> int:
     from ..data.demo import write_demo
     try:
@@ -29,9 +28,6 @@ def cmd_demo(args) -> int:
     return 0
 
 
-cmd_demo.add_arguments = _demo_args
-
-
 # --- stats -----------------------------------------------------------------------------
 def _stats_args(p):
     p.add_argument("dataset", help="a folder of images and masks, or an .npz file")
@@ -39,7 +35,6 @@ def _stats_args(p):
     p.add_argument("--no-cache", action="store_true", help="recompute even if cached")
 
 
-@command("stats", "class distribution, image sizes and problems of a dataset")
 def cmd_stats(args) -> int:
     from ..stats import compute_stats
     ds = open_or_fail(args.dataset)
@@ -66,4 +61,8 @@ def cmd_stats(args) -> int:
     return 0
 
 
-cmd_stats.add_arguments = _stats_args
+def register(sub) -> None:
+    add_command(sub, "demo-data", "write the Mars-like demo dataset and its truth file",
+                _demo_args, cmd_demo)
+    add_command(sub, "stats", "class distribution, image sizes and problems of a dataset",
+                _stats_args, cmd_stats)

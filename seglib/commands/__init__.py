@@ -1,1 +1,0 @@
-"""CLI commands, one module per area; each registers itself with ``seglib.cli.command``."""
