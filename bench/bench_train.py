@@ -1,0 +1,131 @@
+"""Training engine vs a bare PyTorch loop: throughput and quality, same model/data/batch/process.
+
+    .venv/bin/python bench/bench_train.py                 # 600 demo images, 3 epochs each, CPU
+    .venv/bin/python bench/bench_train.py --n 2600 --epochs 8 --device cuda
+    .venv/bin/python bench/bench_train.py --defaults      # + default config and a SegFormer on the demo
+
+Prints images/s of both loops and their ratio (engine / bare, want >= 0.95), and the validation
+mIoU of both on the same split (want |difference| <= 0.02). The bare loop is what a notebook
+does: a shuffled DataLoader, an smp model, smp's focal + dice losses, AdamW, argmax, IoU.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import segmentation_models_pytorch as smp  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+
+from seglib.data import open_dataset, write_demo  # noqa: E402
+from seglib.data.torch_dataset import SegTorchDataset  # noqa: E402
+from seglib.metrics import ConfusionMatrix, scores  # noqa: E402
+from seglib.train import TrainConfig, train  # noqa: E402
+from seglib.train.distributed import resolve_device  # noqa: E402
+
+
+def bare_loop(ds, train_ids, val_ids, arch, encoder, epochs, batch, lr, device, seed):
+    """Ten lines of PyTorch: the baseline."""
+    torch.manual_seed(seed)
+    model = smp.create_model(arch, encoder_name=encoder, encoder_weights=None, in_channels=1, classes=5).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    focal = smp.losses.FocalLoss("multiclass", ignore_index=255)
+    dice = smp.losses.DiceLoss("multiclass", ignore_index=255)
+    gen = torch.Generator().manual_seed(seed)
+    loader = DataLoader(SegTorchDataset(ds, train_ids), batch_size=batch, shuffle=True, generator=gen)
+    seen, train_time = 0, 0.0
+    for _ in range(epochs):
+        model.train()
+        t0 = time.perf_counter()
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            out = model(x)
+            loss = focal(out, y) + dice(out, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            seen += len(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        train_time += time.perf_counter() - t0
+    model.eval()
+    cm = ConfusionMatrix(5)
+    with torch.no_grad():
+        for x, y in DataLoader(SegTorchDataset(ds, val_ids), batch_size=batch):
+            cm.update(model(x.to(device)).argmax(1), y.to(device))
+    names = [ds.class_map.name_of(c) for c in range(5)]
+    return seen / train_time, scores(cm.numpy(), names)
+
+
+def engine_run(data, train_ids, val_ids, arch, encoder, epochs, batch, lr, device, seed, out):
+    cfg = TrainConfig(data=str(data), train_ids=train_ids, val_ids=val_ids, arch=arch, encoder=encoder,
+                      epochs=epochs, batch_size=batch, lr=lr, sampler="uniform", scheduler="none", grad_clip=0,
+                      patience=0, loss="focal+dice", device=str(device), seed=seed, leave_out_excluded=False)
+    result = train(cfg, run_dir=out)
+    from seglib.train import RunFolder
+
+    history = RunFolder(out).read_history()
+    seen = sum(r["images_per_s"] * r["train_time"] for r in history)
+    last = history[-1]
+    return seen / sum(r["train_time"] for r in history), last, result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=600)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--arch", default="Unet")
+    ap.add_argument("--encoder", default="resnet18")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--defaults", action="store_true", help="also train the default config and a SegFormer")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
+    os.environ.setdefault("SEGLIB_DATA_DIR", str(tmp / "data"))
+    data = tmp / "demo.npz"
+    write_demo(data, n=args.n, seed=0, n_test=0)
+    ds = open_dataset(data)
+    ids = ds.labeled_ids
+    rng = np.random.default_rng(0)
+    val_ids = sorted(rng.choice(ids, size=len(ids) // 10, replace=False).tolist())
+    train_ids = [i for i in ids if i not in set(val_ids)]
+    print(f"{args.arch}/{args.encoder}, {len(train_ids)} train / {len(val_ids)} val images 64x128, batch {args.batch}, "
+          f"{args.epochs} epochs, {device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+    # Warm up both paths once (first convolutions allocate and pick kernels).
+    bare_loop(ds, train_ids[: args.batch * 2], val_ids[:4], args.arch, args.encoder, 1, args.batch, args.lr, device, 0)
+    bare_ips, bare_scores = bare_loop(ds, train_ids, val_ids, args.arch, args.encoder, args.epochs, args.batch,
+                                      args.lr, device, 0)
+    eng_ips, last, _ = engine_run(data, train_ids, val_ids, args.arch, args.encoder, args.epochs, args.batch, args.lr,
+                                  device, 0, tmp / "run-engine")
+    bare_miou, bare_no_bg = bare_scores["miou"], bare_scores["miou_no_bg"]
+    print(f"bare loop : {bare_ips:7.1f} img/s   val mIoU {bare_miou:.4f}  (no bg {bare_no_bg:.4f})")
+    print(f"engine    : {eng_ips:7.1f} img/s   val mIoU {last['miou']:.4f}  (no bg {last['miou_no_bg']:.4f})")
+    print(f"throughput ratio engine/bare = {eng_ips / bare_ips:.3f}   (want >= 0.95)")
+    print(f"mIoU difference engine-bare = {last['miou'] - bare_scores['miou']:+.4f}   (want within 0.02)")
+
+    if args.defaults:
+        for label, over in [("default (Unet/resnet18, focal+dice, oversample rare)", {}),
+                            ("SegFormer/mit_b0", {"arch": "Segformer", "encoder": "mit_b0"})]:
+            t0 = time.perf_counter()
+            cfg = TrainConfig(data=str(data), epochs=args.epochs, device=str(device), leave_out_excluded=False, **over)
+            res = train(cfg, run_dir=tmp / f"run-{over.get('arch', 'default')}")
+            v = res["val"]
+            per = ", ".join(f"{k} {x:.3f}" if x is not None else f"{k} -" for k, x in v["per_class_iou"].items())
+            print(f"{label}: {time.perf_counter() - t0:.0f} s, best epoch {res['best_epoch']}, "
+                  f"mIoU {v['miou']:.4f}, no bg {v['miou_no_bg']:.4f}; {per}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""What the training loop eats: the split, the class bookkeeping, the sampler and the loaders.
+
+``prepare_data`` turns a TrainConfig into a :class:`TrainData` (and records in the config what
+it decided: the split, the images left out, the rare class oversampled, channels and classes).
+``make_loaders`` builds the DataLoaders for one process of a (possibly distributed) run.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Sampler
+
+from ..data import open_dataset
+from ..data.classmap import ClassMap
+from ..data.torch_dataset import SegTorchDataset
+from ..metrics import IGNORE_INDEX
+from ..sampling import sample_weights
+from ..stats import DatasetStats, compute_stats
+from .config import ConfigError, TrainConfig
+from .split import stratified_split
+
+
+@dataclass
+class TrainData:
+    ds: object                      # the SegDataset
+    stats: DatasetStats
+    class_map: ClassMap
+    train_ids: list[str]
+    val_ids: list[str]
+    excluded_ids: list[str]         # left out because the review store says "exclude"
+    in_channels: int
+    num_classes: int
+    scored: list[int]               # class ids that metrics and losses count
+    background: int | None          # the id "exclude background" and miou_no_bg leave out
+    train_pixels: np.ndarray        # (num_classes,) pixels per class in the training split
+    weights: np.ndarray             # (len(train_ids),) sampling weight of each training image
+
+    @property
+    def class_names(self) -> list[str]:
+        return [self.class_map.name_of(c) for c in range(self.num_classes)]
+
+
+def excluded_in_review(ds) -> list[str]:
+    """Ids the review store marks ``exclude`` for this dataset."""
+    from ..review import ReviewStore, dataset_key
+
+    store = ReviewStore()
+    try:
+        return sorted(i for i, s in store.states(dataset_key(ds)).items() if s == "exclude")
+    finally:
+        store.close()
+
+
+def class_layout(class_map: ClassMap) -> tuple[int, list[int], int | None]:
+    """(num_classes, scored ids, background id) of a class map."""
+    num_classes = max(class_map.num_classes, 2)  # a one-class map still needs two logits
+    scored = [c.id for c in class_map if not c.ignore]
+    background = 0 if 0 in scored else None
+    return num_classes, scored, background
+
+
+def prepare_data(cfg: TrainConfig, log=print) -> TrainData:
+    """Open the dataset, compute (cached) statistics, split and weigh. Records decisions in
+    ``cfg.resolved`` and, for a first run, fills ``cfg.train_ids`` / ``cfg.val_ids``."""
+    ds = open_dataset(cfg.data)
+    stats = compute_stats(ds)
+    labeled = ds.labeled_ids  # problems found by the statistics pass are already left out
+    excluded: list[str] = []
+    if cfg.leave_out_excluded:
+        try:
+            excluded = [i for i in excluded_in_review(ds) if i in set(labeled)]
+        except Exception as e:  # the store is advisory here: say so, train on
+            log(f"warning: review store not read ({type(e).__name__}: {e}); no image left out")
+    usable = [i for i in labeled if i not in set(excluded)]
+    if len(usable) < 2:
+        raise ConfigError(f"{cfg.data}: {len(usable)} usable labeled images; training needs at least 2")
+    num_classes, scored, background = class_layout(stats.class_map)
+    row = {i: k for k, i in enumerate(stats.ids)}
+    counts = stats.counts[[row[i] for i in usable]][:, :num_classes]
+
+    if cfg.train_ids is not None or cfg.val_ids is not None:
+        train_ids, val_ids = _given_split(cfg, usable)
+    else:
+        train_ids, val_ids = stratified_split(usable, counts[:, scored] > 0, cfg.val_fraction, cfg.seed)
+        cfg.train_ids, cfg.val_ids = train_ids, val_ids
+
+    pos = {i: k for k, i in enumerate(usable)}
+    train_counts = counts[[pos[i] for i in train_ids]]
+    train_pixels = train_counts.sum(0).astype(np.float64)
+    classes = cfg.sampler_classes
+    if cfg.sampler == "oversample" and classes is None:
+        present = [c for c in scored if c != background and (train_counts[:, c] > 0).any()] or scored
+        classes = [min(present, key=lambda c: (train_counts[:, c] > 0).sum())]  # the rarest by images
+    weights = sample_weights(stats, train_ids, cfg.sampler, classes or (), cfg.sampler_factor)
+    in_channels = int(stats.shape[[row[i] for i in usable], 2].max())
+    in_channels = 3 if in_channels >= 3 else 1
+
+    cfg.resolved.update({
+        "dataset_fingerprint": ds.fingerprint(), "n_train": len(train_ids), "n_val": len(val_ids),
+        "excluded_ids": excluded, "sampler_classes": list(classes or []), "in_channels": in_channels,
+        "num_classes": num_classes, "class_map": stats.class_map.to_list(), "scored": scored,
+        "background": background,
+    })
+    return TrainData(ds, stats, stats.class_map, train_ids, val_ids, excluded, in_channels, num_classes, scored,
+                     background, train_pixels, weights)
+
+
+def _given_split(cfg: TrainConfig, usable: list[str]) -> tuple[list[str], list[str]]:
+    ok = set(usable)
+    given_val = list(cfg.val_ids or [])
+    train = list(cfg.train_ids) if cfg.train_ids is not None else [i for i in usable if i not in set(given_val)]
+    missing = [i for i in train + given_val if i not in ok]
+    train, val = [i for i in train if i in ok], [i for i in given_val if i in ok]
+    if missing and (not train or not val):
+        raise ConfigError(f"{len(missing)} ids of the given split are not usable labeled images, e.g. {missing[0]!r}")
+    if not train or not val:
+        raise ConfigError("the given split leaves the training or the validation part empty")
+    return train, val
+
+
+class EpochSampler(Sampler[int]):
+    """Indices for one epoch, reproducible from (seed, epoch), sharded over ranks.
+
+    Uniform weights: a permutation (each image once per epoch). Otherwise ``num_samples`` draws
+    with replacement, proportional to the weights (the rebalancing sampler of seglib.sampling).
+    Every rank draws the same sequence and keeps every ``world``-th index, so the weighted
+    distribution holds across ranks and all ranks run the same number of steps."""
+
+    def __init__(self, weights: np.ndarray, seed: int = 0, rank: int = 0, world: int = 1):
+        self.weights = torch.as_tensor(np.asarray(weights, np.float64))
+        self.uniform = bool(torch.all(self.weights == self.weights[0]))
+        self.seed, self.rank, self.world = seed, rank, world
+        self.epoch = 0
+        self.per_rank = -(-len(self.weights) // world)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+    def __iter__(self):
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        n = len(self.weights)
+        if self.uniform:
+            order = torch.randperm(n, generator=gen)
+        else:
+            order = torch.multinomial(self.weights, n, replacement=True, generator=gen)
+        total = self.per_rank * self.world
+        order = torch.cat([order, order[: total - n]])  # pad so every rank gets as many
+        return iter(order[self.rank :: self.world].tolist())
+
+
+def pad_collate(batch, channels: int):
+    """Stack (image, mask) pairs of different sizes: pad images with 0 and masks with the
+    ignore index, so padding never counts; grayscale images join an RGB batch by repetition."""
+    h = max(img.shape[-2] for img, _ in batch)
+    w = max(img.shape[-1] for img, _ in batch)
+    images, masks = [], []
+    for img, mask in batch:
+        if img.shape[0] != channels:
+            img = img[:1].expand(channels, -1, -1) if channels > img.shape[0] else img[:channels]
+        dh, dw = h - img.shape[-2], w - img.shape[-1]
+        images.append(F.pad(img, (0, dw, 0, dh)) if dh or dw else img)
+        masks.append(F.pad(mask, (0, dw, 0, dh), value=IGNORE_INDEX) if dh or dw else mask)
+    return torch.stack(images), torch.stack(masks)
+
+
+def auto_workers(device: torch.device) -> int:
+    """No workers on a CPU (they compete with the compute threads), up to 8 beside a GPU."""
+    if device.type == "cpu":
+        return 0
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+def make_loaders(data: TrainData, cfg: TrainConfig, transform, device: torch.device, drop_last: bool,
+                 rank: int = 0, world: int = 1) -> tuple[DataLoader, DataLoader, EpochSampler]:
+    workers = auto_workers(device) if cfg.workers < 0 else cfg.workers
+    cfg.resolved["workers"] = workers
+    common = dict(num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+                  collate_fn=_Collate(data.in_channels))
+    train_set = SegTorchDataset(data.ds, data.train_ids, transform=transform, seed=cfg.seed + rank)
+    sampler = EpochSampler(data.weights, cfg.seed, rank, world)
+    # A last batch of one crashes batch-norm layers that pool to 1x1: drop it when that can happen.
+    train_loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler,
+                              drop_last=drop_last and len(sampler) > cfg.batch_size, **common)
+    val_set = SegTorchDataset(data.ds, data.val_ids[rank::world])
+    val_loader = DataLoader(val_set, batch_size=cfg.batch_size, shuffle=False, **common)
+    return train_loader, val_loader, sampler
+
+
+class _Collate:
+    """Picklable collate (DataLoader workers may be spawned, not forked)."""
+
+    def __init__(self, channels: int):
+        self.channels = channels
+
+    def __call__(self, batch):
+        return pad_collate(batch, self.channels)
