@@ -53,7 +53,7 @@ def main() -> None:
     st = compute_stats(ds)
 
     def cold():
-        feature_pass._MEMO.clear()  # no in-process memo either: a full pixel pass every time
+        feature_pass.MEMO.clear()  # no in-process memo either: a full pixel pass every time
         return detect(ds, st, use_cache=False)
 
     t_detect, flags = best_of(cold, repeat=args.repeat)

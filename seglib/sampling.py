@@ -22,7 +22,7 @@ import pandas as pd
 from .stats import DatasetStats
 
 __all__ = ["MODES", "sample_weights", "class_distribution", "compare_distributions", "make_sampler",
-           "distribution_figure"]
+           "rarest_classes", "sampler_code"]
 
 MODES = ("uniform", "oversample", "presence")
 
@@ -105,19 +105,19 @@ def make_sampler(stats: DatasetStats, ids: Sequence[str], mode: str = "uniform",
                                  replacement=True, generator=gen)
 
 
-def distribution_figure(table: pd.DataFrame, measure: str = "pixel_share"):
-    """Grouped bars (plotly): share per class before vs after rebalancing."""
-    import plotly.graph_objects as go
+def rarest_classes(stats: DatasetStats, n: int = 1) -> list[int]:
+    """Ids of the ``n`` classes with the smallest pixel share (ignored classes left out): the
+    usual first choice of classes to oversample."""
+    per_class = stats.per_class()
+    counted = per_class[~per_class["ignore"]].sort_values(["pixel_fraction", "id"], kind="stable")
+    return [int(c) for c in counted["id"].head(n)]
 
-    label = {"pixel_share": "Pixel share", "image_share": "Images with the class"}[measure]
-    fig = go.Figure()
-    for when, opacity in (("before", 0.45), ("after", 1.0)):
-        part = table[(table["measure"] == measure) & (table["when"] == when)]
-        colors = ["#BBBBBB" if c == "#000000" else c for c in part["color"]]
-        fig.add_bar(x=part["name"], y=part["share"], name=when, marker_color=colors, opacity=opacity,
-                    text=[f"{v:.1%}" for v in part["share"]], textposition="outside",
-                    hovertemplate="%{x} " + when + ": %{y:.2%}<extra></extra>")
-    fig.update_layout(title=label, barmode="group", yaxis_tickformat=".0%",
-                      height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=1.12, x=1,
-                                                                                   xanchor="right"))
-    return fig
+
+def sampler_code(mode: str, classes: Sequence[int] = (), factor: float = 2.0, power: float = 0.5,
+                 seed: int = 0) -> str:
+    """The Python that builds the training sampler for these settings (only the arguments the mode uses)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode '{mode}'; choose one of {', '.join(MODES)}")
+    args = {"uniform": "", "oversample": f", classes={[int(c) for c in classes]}, factor={factor}",
+            "presence": f", power={power}"}[mode]
+    return f"from seglib.sampling import make_sampler\nsampler = make_sampler(stats, ids, mode={mode!r}{args}, seed={seed})"

@@ -132,7 +132,7 @@ def _stats_npz_fast(ds: NpzDataset, progress: Progress | None) -> tuple | None:
     """Whole-array pass for .npz datasets whose masks decode without surprises."""
     arrays = ds.labeled_arrays()
     lab_ids = ds.labeled_ids
-    if arrays is None or len(lab_ids) != ds._n_lab:
+    if arrays is None or len(lab_ids) != len(arrays[0]):
         return None
     images, raw = arrays
     n = len(images)

@@ -166,3 +166,10 @@ assert PIL.Image.MAX_IMAGE_PIXELS == pixels, "PIL.Image.MAX_IMAGE_PIXELS changed
     env = {k: v for k, v in os.environ.items() if k not in ("NO_ALBUMENTATIONS_UPDATE", "HF_HUB_OFFLINE")}
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_the_app_opens_the_review_store_in_one_place():
+    """One engine per database in the app process: only ui/data.py builds a ReviewStore."""
+    app_files = [ROOT / "app.py", *sorted((ROOT / "ui").rglob("*.py")), *sorted((ROOT / "pages").rglob("*.py"))]
+    builders = [str(p.relative_to(ROOT)) for p in app_files if "ReviewStore(" in p.read_text()]
+    assert builders == ["ui/data.py"]

@@ -6,8 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from seglib.augment import (PipelineError, TRANSFORMS, build_compose, check_pipeline, list_pipelines, load_pipeline,
-                            names, new_step, preview, save_pipeline, steps_from_compose, to_python)
+from seglib.augment import (TRANSFORMS, PipelineError, build_compose, check_pipeline, default_steps, list_pipelines,
+                            load_pipeline, names, new_step, pick_images, preview, save_pipeline, steps_from_compose,
+                            to_json, to_python)
 from seglib.augment.registry import default_params
 
 HW = (64, 128)
@@ -161,3 +162,24 @@ def test_python_code_builds_the_same_pipeline(pair):
     ns: dict = {}
     exec(code, ns)  # the code a user copies must run as is
     assert _same(preview(ns["pipeline"], [pair], 4, seed=5), preview(build_compose(steps), [pair], 4, seed=5))
+
+
+def test_default_pipeline_and_its_json_load_back(pair):
+    import albumentations as A
+    steps = default_steps(HW)
+    assert [s["name"] for s in steps] == ["HorizontalFlip", "Affine", "RandomBrightnessContrast"]
+    assert steps[1]["params"]["rotate"] == (-15.0, 15.0)
+    assert check_pipeline(steps, [pair]) == []  # a safe start: nothing to warn about
+    doc = json.loads(to_json(steps))
+    assert [t["__class_fullname__"] for t in doc["transform"]["transforms"]] == [s["name"] for s in steps]
+    again = steps_from_compose(A.from_dict(doc))
+    assert again[1]["params"]["rotate"] == (-15.0, 15.0)
+
+
+def test_pick_images_is_seeded_ordered_and_bounded():
+    ids = [f"{i:05d}" for i in range(50)]
+    a = pick_images(ids, 8, seed=3)
+    assert a == pick_images(ids, 8, seed=3) and a != pick_images(ids, 8, seed=4)
+    assert len(set(a)) == 8 and a == sorted(a)
+    assert pick_images(ids[:3], 8) == ids[:3]
+

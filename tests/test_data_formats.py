@@ -172,6 +172,30 @@ def test_images_masks_npz_rgb_with_sidecar_class_map(tmp_path):
     assert ds.image("00001").shape == (8, 8, 3)
 
 
+def test_npz_rows_of_names_the_arrays_and_rows_of_every_layout(tmp_path):
+    imgs = RNG.integers(0, 256, (3, 8, 8), dtype=np.uint8)
+    masks = RNG.integers(0, 2, (3, 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "k.npz", training_set=np.stack([imgs, masks], 1), test_set=imgs[:2])
+    np.savez(tmp_path / "im.npz", images=imgs, masks=masks)
+    np.savez(tmp_path / "un.npz", images=imgs)
+    kaggle, im, un = (open_dataset(tmp_path / n) for n in ("k.npz", "im.npz", "un.npz"))
+    assert kaggle.rows_of("00001") == {"training_set": 1} and kaggle.rows_of("test/00001") == {"test_set": 1}
+    assert im.rows_of("00002") == {"images": 2, "masks": 2}
+    assert un.rows_of("test/00002") == {"images": 2}
+
+
+def test_all_ids_keeps_images_left_out_by_a_problem(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    for name in ("a", "b"):
+        Image.fromarray(np.full((4, 4), 9, np.uint8)).save(tmp_path / "images" / f"{name}.png")
+        Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "masks" / f"{name}.png")
+    (tmp_path / "images" / "b.png").write_bytes(b"broken")
+    ds = open_dataset(tmp_path)
+    compute_stats(ds)
+    assert ds.ids == ["a"] and ds.all_ids == ["a", "b"]
+
+
 def test_classes_json_ignore_flag(tmp_path):
     (tmp_path / "classes.json").write_text(json.dumps([
         {"id": 0, "name": "road", "color": "#808080"}, {"id": 1, "name": "car", "color": "#FF0000"},

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from seglib import export
+from seglib.review import export
 from seglib.cli import main
 from seglib.data import open_dataset
 from seglib.review import ReviewStore, dataset_key

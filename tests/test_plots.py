@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from seglib import browse
@@ -77,3 +78,14 @@ def test_empty_inputs_do_not_fail(demo):
     assert plots.stat_histogram_figure(empty, "mean").data[0].y.sum() == 0
     assert plots.fraction_histograms_figure(empty, ds.class_map).data[0].y.sum() == 0
     assert len(plots.pairs_figure(browse.subset_cooccurrence(empty, ds.class_map), ds.class_map).data[0].y) == 0
+
+
+def test_map_figure_one_trace_per_state_with_image_ids():
+    table = pd.DataFrame({"pc1": [0.0, 1.0, 2.0], "pc2": [1.0, 0.0, 2.0], "review state": ["flagged", "unreviewed",
+                          "flagged"], "detector": ["none", "dup", "dup"]}, index=pd.Index(["a", "b", "c"], name="image_id"))
+    fig = plots.map_figure(table, "pc1", "pc2", "review state")
+    assert [t.name for t in fig.data] == ["unreviewed (1)", "flagged (2)"]  # in STATE_COLORS order
+    assert list(fig.data[1].customdata) == ["a", "c"] and fig.data[1].marker.color == plots.STATE_COLORS["flagged"]
+    by_det = plots.map_figure(table, "pc1", "pc2", "detector")
+    assert [t.name for t in by_det.data] == ["none (1)", "dup (2)"]  # images no detector flagged first
+

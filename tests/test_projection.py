@@ -7,7 +7,7 @@ import numpy as np
 
 from seglib.data import open_dataset
 from seglib.data.demo import truth_path
-from seglib.projection import projection
+from seglib.outliers.projection import projection
 from seglib.stats import compute_stats
 
 

@@ -7,6 +7,8 @@ import threading
 import pandas as pd
 import pytest
 
+from seglib.review import tables
+
 from seglib.review import (STATES, ReviewStore, dataset_key, flag_detections, ids_from_selection, queue_index,
                            review_queue, rows_in_groups)
 
@@ -56,10 +58,15 @@ def test_cleared_images_are_absent_and_start_fresh(store):
     assert store.decisions(KEY)["reason"].tolist() == ["new reason"]
 
 
-def test_unknown_state_is_refused(store):
+def test_unknown_state_is_refused_and_writes_nothing(store):
     with pytest.raises(ValueError, match="unknown review state"):
         store.set_state(KEY, ["x"], "maybe")
-    assert "cleared" in STATES and store.history(KEY).empty
+    with pytest.raises(ValueError, match="unknown review state"):
+        store.set_state(KEY, ["x"], "undo")  # the undo event kind is not a state
+    assert store.history(KEY).empty
+    for state in STATES:  # every listed state is accepted
+        store.set_state(KEY, ["x"], state)
+    assert store.history(KEY)["state"].tolist() == list(STATES)
 
 
 def test_undo_walks_back_and_keeps_history(store):
@@ -199,3 +206,24 @@ def test_queue_order_and_position(store):
     assert queue_index(q2, "c", 0) == 1
     assert queue_index(q2, None, 7) == 1 and queue_index([], "a", 3) == 0
     assert review_queue(store, KEY, ["keep", "flagged"])["image_id"].tolist()[0] == "b"
+
+
+# --- the Review page's tables --------------------------------------------------------------------
+def test_map_table_joins_projection_state_and_strongest_detector():
+    per_image = pd.DataFrame({"labeled": [True, True, False], "mean": [1.0, 2.0, 3.0]},
+                             index=pd.Index(["1", "2", "5"], name="image_id"))
+    proj = pd.DataFrame({"pc1": [0.1, 0.2, 0.3], "pc2": [1.0, 2.0, 3.0]}, index=per_image.index)
+    table = tables.map_table(per_image, proj, {"2": "exclude"}, _detections())
+    assert table.index.tolist() == ["1", "2", "5"] and table["pc2"].tolist() == [1.0, 2.0, 3.0]
+    assert table["review state"].tolist() == ["unreviewed", "exclude", "unreviewed"]
+    assert table["detector"].tolist() == ["dup", "dup", "none"]  # "1": dup 0.9 beats dark 0.5
+    assert tables.map_axes(table) == ["pc1", "pc2", "mean"]
+
+
+def test_detector_rows_filter_by_detector_and_score_with_states():
+    rows = tables.detector_rows(_detections(), {"4": "keep"}, detectors=["dark"], min_score=0.55)
+    assert rows["image_id"].tolist() == ["4"] and rows.columns[1] == "state" and rows["state"].tolist() == ["keep"]
+    every = tables.detector_rows(_detections(), {})
+    assert len(every) == 5 and set(every["state"]) == {"unreviewed"}
+    assert tables.images_per_detector(every) == {"dark": 2, "dup": 3}
+    assert tables.detector_rows(_detections(), {}, min_score=0.95).empty

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from seglib.data import open_dataset
-from seglib.sampling import (class_distribution, compare_distributions, distribution_figure, make_sampler,
-                             sample_weights)
+from seglib.sampling import (class_distribution, compare_distributions, make_sampler, rarest_classes, sample_weights,
+                             sampler_code)
 from seglib.stats import compute_stats
+from seglib.viz.plots import distribution_figure
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +89,19 @@ def test_figure_has_before_and_after(demo):
     fig = distribution_figure(table, "image_share")
     assert [t.name for t in fig.data] == ["before", "after"]
     assert len(fig.data[0].x) == len(stats.class_map)
+
+
+def test_rarest_class_and_sampler_code(demo):
+    ds, stats = demo
+    per_class = stats.per_class()
+    assert rarest_classes(stats) == [4]  # big rock: under 1% of the demo's pixels
+    assert rarest_classes(stats, 2)[1] == int(per_class.sort_values("pixel_fraction")["id"].iloc[1])
+    code = sampler_code("oversample", [4], 3.0)
+    assert code.endswith("make_sampler(stats, ids, mode='oversample', classes=[4], factor=3.0, seed=0)")
+    namespace = {"stats": stats, "ids": ds.labeled_ids}
+    exec(code, namespace)  # the snippet the page shows runs as written
+    assert len(namespace["sampler"]) == len(ds.labeled_ids)
+    assert "power=0.25" in sampler_code("presence", power=0.25) and "classes" not in sampler_code("uniform")
+    with pytest.raises(ValueError, match="unknown mode"):
+        sampler_code("sideways")
+

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from seglib.data import DatasetError, open_dataset
-from ui.data import save_upload
+from seglib.data.upload import save_upload
 
 
 def _png(a) -> bytes:

@@ -2,25 +2,22 @@
 save/load, and the class-rebalancing panel. Session keys are prefixed ``augment_``."""
 from __future__ import annotations
 
-import albumentations as A
-import numpy as np
 import streamlit as st
 
 from seglib import augment, sampling, viz
+from seglib.viz import plots
 from seglib.augment.registry import GROUPS, TRANSFORMS, Param, coerce
 
 STEPS = "augment_steps"          # list of {"uid", "name", "params", "p"}
 NEXT_UID = "augment_next_uid"    # int: widget keys of a step stay stable while it moves
 SEED = "augment_seed"            # int: preview seed ("Draw again" adds one)
 LOADED_NAME = "augment_loaded"   # str: the saved pipeline the steps came from
-DEFAULT_STEPS = ["HorizontalFlip", "Affine", "RandomBrightnessContrast"]
 
 
 def init(image_hw: tuple[int, int]) -> None:
     if STEPS not in st.session_state:
         st.session_state[NEXT_UID] = 0
-        set_steps([augment.new_step(n, image_hw) for n in DEFAULT_STEPS])
-        st.session_state[STEPS][1]["params"]["rotate"] = (-15.0, 15.0)
+        set_steps(augment.default_steps(image_hw))
     st.session_state.setdefault(SEED, 0)
     st.session_state.setdefault(LOADED_NAME, "")
 
@@ -141,8 +138,7 @@ def preview_controls(ids: list[str]) -> tuple[list[str], int, int, float]:
     c5.button("Draw again", on_click=_again, icon=":material/casino:", key="augment_again", width="stretch")
     opacity = c6.slider("Mask opacity", 0.0, 1.0, 0.4, 0.05, key="augment_opacity")
     if not chosen:
-        rng = np.random.default_rng(int(seed))
-        chosen = [ids[i] for i in sorted(rng.choice(len(ids), size=min(int(n), len(ids)), replace=False))]
+        chosen = augment.pick_images(ids, int(n), int(seed))
     return chosen, int(draws), int(seed), float(opacity)
 
 
@@ -221,12 +217,10 @@ def code_panel(steps: list[dict], seed: int) -> None:
                "The same pipeline in Python (only arguments that differ from albumentations' defaults):")
     st.code(augment.to_python(steps, seed), language="python", wrap_lines=True)
     try:
-        doc = A.to_dict(augment.build_compose(steps))
+        text = augment.to_json(steps)
     except augment.PipelineError as e:
         st.error(str(e))
         return
-    import json
-    text = json.dumps(doc, indent=2)
     with st.expander("The saved file (albumentations `A.save` format: load it with `A.load(path)`)"):
         st.code(text, language="json")
     st.download_button("Download pipeline (.json)", text, f"{st.session_state[LOADED_NAME] or 'pipeline'}.json",
@@ -236,9 +230,7 @@ def code_panel(steps: list[dict], seed: int) -> None:
 # --- class rebalancing ---------------------------------------------------------------------
 def rebalance_panel(stats, ids: list[str]) -> None:
     cmap = stats.class_map
-    per_class = stats.per_class()
-    counted = per_class[~per_class["ignore"]]
-    rarest = [int(counted.sort_values("pixel_fraction").iloc[0]["id"])] if len(counted) else []
+    rarest = sampling.rarest_classes(stats, 1)
     c1, c2, c3 = st.columns([1, 2, 1])
     mode = c1.radio("Sampling", sampling.MODES, key="augment_bal_mode", index=1, format_func={
         "uniform": "uniform", "oversample": "oversample classes", "presence": "by class rarity"}.get)
@@ -252,13 +244,9 @@ def rebalance_panel(stats, ids: list[str]) -> None:
     table = sampling.compare_distributions(stats, ids, weights)
     st.caption("Expected shares over many draws of the training sampler (faded: every image equally likely).")
     left, right = st.columns(2)
-    left.plotly_chart(sampling.distribution_figure(table, "pixel_share"), width="stretch",
-                      key="augment_bal_px")
-    right.plotly_chart(sampling.distribution_figure(table, "image_share"), width="stretch",
-                       key="augment_bal_img")
+    left.plotly_chart(plots.distribution_figure(table, "pixel_share"), width="stretch", key="augment_bal_px")
+    right.plotly_chart(plots.distribution_figure(table, "image_share"), width="stretch", key="augment_bal_img")
     boosted = int((weights > weights.min()).sum()) if len(weights) else 0
     st.caption(f"{len(ids):,} labeled images; {boosted:,} drawn more often than the rest. Training draws "
                f"{len(ids):,} images per epoch with replacement from the same weights:")
-    args = {"uniform": "", "oversample": f", classes={list(classes)}, factor={factor}", "presence": f", power={power}"}
-    st.code(f"from seglib.sampling import make_sampler\nsampler = make_sampler(stats, ids, mode={mode!r}"
-            f"{args[mode]}, seed=0)", language="python", wrap_lines=True)
+    st.code(sampling.sampler_code(mode, classes, factor, power), language="python", wrap_lines=True)

@@ -14,9 +14,9 @@ import streamlit as st
 from seglib import browse
 from seglib.browse import BrowseFilter, Range
 from seglib.viz import plots
-from seglib.review import STATES, ReviewStore, dataset_key, default_url
+from seglib.review import STATES, dataset_key
 
-from .data import Loaded
+from .data import Loaded, review_store
 
 FILTER = "dataset_filter"          # BrowseFilter: what the grid shows
 FOR = "dataset_filter_for"         # str: the dataset the filter belongs to (reset on change)
@@ -34,18 +34,8 @@ def per_image(loaded: Loaded) -> pd.DataFrame:
     return loaded.per_image
 
 
-@st.cache_resource(show_spinner=False)
-def _store(url: str) -> ReviewStore:
-    return ReviewStore(url)
-
-
-def store() -> ReviewStore:
-    """The process-wide review store of the current data folder."""
-    return _store(default_url())
-
-
 def review_states(loaded: Loaded) -> dict[str, str]:
-    return store().states(dataset_key(loaded.ds))
+    return review_store().states(dataset_key(loaded.ds))
 
 
 # --- the filter ----------------------------------------------------------------------------

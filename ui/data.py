@@ -1,10 +1,6 @@
 """Cached access to the current dataset and its statistics (the only place pages get them)."""
 from __future__ import annotations
 
-import hashlib
-import io
-import shutil
-import zipfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -15,6 +11,7 @@ import streamlit as st
 from seglib import paths
 from seglib.data import DatasetError, SegDataset, open_dataset
 from seglib.data.demo import write_demo
+from seglib.review import ReviewStore, default_url
 from seglib.stats import DatasetStats, compute_stats
 
 from . import state
@@ -60,6 +57,17 @@ def _load(path: str, reload: int) -> Loaded:
     return Loaded(path, ds, st_, ds.fingerprint())
 
 
+@st.cache_resource(show_spinner=False)
+def _review_store(url: str) -> ReviewStore:
+    return ReviewStore(url)
+
+
+def review_store() -> ReviewStore:
+    """The review store of the current data folder: one per database URL in the process (one
+    SQLAlchemy engine and its pool), shared by every page and session."""
+    return _review_store(default_url())
+
+
 def current_path() -> str:
     return st.session_state.get(state.DATASET) or ensure_demo()
 
@@ -72,36 +80,3 @@ def current() -> Loaded | None:
     except DatasetError as e:
         st.error(str(e))
         return None
-
-
-def save_upload(name: str, data: bytes) -> str:
-    """Store an uploaded .npz, or unpack an uploaded .zip, under the data folder; return its path."""
-    digest = hashlib.sha1(data).hexdigest()[:12]
-    root = paths.data_dir() / "uploads"
-    root.mkdir(parents=True, exist_ok=True)
-    if name.lower().endswith(".npz"):
-        out = root / f"{Path(name).stem}-{digest}.npz"
-        if not out.exists():
-            tmp = out.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(out)
-        return str(out)
-    if name.lower().endswith(".zip"):
-        out = root / f"{Path(name).stem}-{digest}"
-        if not out.exists():
-            tmp = root / f".{out.name}.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)  # left by an earlier failed upload
-            try:
-                with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                    for member in zf.namelist():
-                        target = (tmp / member).resolve()
-                        if not str(target).startswith(str(tmp.resolve())):
-                            raise DatasetError(f"{name}: unsafe path inside the zip: {member}")
-                    zf.extractall(tmp)
-            except zipfile.BadZipFile as e:
-                raise DatasetError(f"{name}: not a readable zip file ({e})") from None
-            tmp.replace(out)
-        # A zip usually holds one top folder: open that.
-        entries = [p for p in out.iterdir() if not p.name.startswith((".", "__MACOSX"))]
-        return str(entries[0] if len(entries) == 1 and entries[0].is_dir() else out)
-    raise DatasetError(f"{name}: upload a .npz file or a .zip of a dataset folder")

@@ -12,7 +12,7 @@ from seglib.viz import View
 from seglib.review import current_user, dataset_key
 
 from . import browse as ui_browse
-from .data import Loaded
+from .data import Loaded, review_store
 
 PAGE = "dataset_page"            # int: 0-based page of the grid
 PAGE_FOR = "dataset_page_for"    # the filter the page number belongs to (a new filter starts at page 0)
@@ -111,7 +111,7 @@ def detail(loaded: Loaded, ids: list[str]) -> None:
     stepping through the filtered ids."""
     image_id = st.session_state[DETAIL]
     ds, cmap = loaded.ds, loaded.ds.class_map
-    key, store = dataset_key(ds), ui_browse.store()
+    key, store = dataset_key(ds), review_store()
     view = st.session_state.get(VIEW, View())
     img, mask, problems = ds.load_pair(image_id)
     st.subheader(image_id)
@@ -169,7 +169,7 @@ def _detail_steps(image_id: str, ids: list[str]) -> None:
 
 def review_actions(loaded: Loaded, ids: list[str], states: dict[str, str], filtered: bool) -> None:
     """Flag, or clear, every image the filter keeps, in one click."""
-    key, store = dataset_key(loaded.ds), ui_browse.store()
+    key, store = dataset_key(loaded.ds), review_store()
     n_reviewed = sum(1 for i in ids if i in states)
     what = "matching" if filtered else "in the dataset"
     with st.popover("Flag or clear", icon=":material/flag:", disabled=not ids, width="stretch"):

@@ -8,11 +8,13 @@ import pandas as pd
 import streamlit as st
 
 from seglib import outliers, review, viz
+from seglib.review import tables
+from seglib.viz import plots
 from seglib.data import SegDataset
-from seglib.projection import projection
+from seglib.outliers.projection import projection
 from seglib.stats import DatasetStats
 
-from .data import Loaded
+from .data import Loaded, review_store
 
 # Session keys of this page (all prefixed "review_").
 SECTION = "review_section"
@@ -24,8 +26,6 @@ DET_FILTER, DET_MIN_SCORE = "review_det_filter", "review_det_min_score"
 LAST_ACTION = "review_last_action"  # str: a message shown once after a rerun
 
 SECTIONS = ["Map", "Detectors", "Queue", "Export"]
-STATE_COLORS = {"unreviewed": "#9AA5B1", "flagged": "#F5A623", "keep": "#2E9E5B", "exclude": "#D0021B",
-                "relabel": "#7B61FF"}
 STATE_LABELS = {"flagged": "Flagged", "keep": "Keep", "exclude": "Exclude", "relabel": "Needs relabel"}
 MAX_THUMBS = 24
 
@@ -52,14 +52,9 @@ def init() -> None:
         st.session_state.setdefault(k, v)
 
 
-@st.cache_resource(show_spinner=False)
-def _store(url: str) -> review.ReviewStore:
-    return review.ReviewStore(url)
-
-
 def context(loaded: Loaded) -> Ctx:
     init()
-    return Ctx(loaded, _store(review.default_url()), review.dataset_key(loaded.ds))
+    return Ctx(loaded, review_store(), review.dataset_key(loaded.ds))
 
 
 @st.cache_data(max_entries=4, show_spinner="Projecting images to 2-D…")
@@ -103,8 +98,8 @@ def thumbnails(ctx: Ctx, ids: list[str], states: dict[str, str], cols: int = 6) 
         if img is None:
             grid[k % cols].caption(f"{image_id}: cannot be read")
             continue
-        grid[k % cols].image(viz.overlay(img, mask, ctx.ds.class_map, 0.4), use_container_width=True,
-                             caption=f"{image_id} · {states.get(image_id, 'unreviewed')}")
+        grid[k % cols].image(viz.overlay(img, mask, ctx.ds.class_map, 0.4), width="stretch",
+                             caption=f"{image_id} · {states.get(image_id, tables.UNREVIEWED)}")
     if len(ids) > len(shown):
         st.caption(f"…and {len(ids) - len(shown)} more.")
 
@@ -131,41 +126,12 @@ def flag_buttons(ctx: Ctx, ids: list[str], where: str, gen_key: str) -> None:
 def map_table(ctx: Ctx) -> pd.DataFrame:
     """Per-image statistics joined with the 2-D projection, the review state and the top detector."""
     proj = _projection(ctx.loaded.path, ctx.loaded.fingerprint, ctx.ds, ctx.stats)
-    table = ctx.loaded.per_image.join(proj)
-    states = ctx.store.states(ctx.key)
-    table["review state"] = [states.get(i, "unreviewed") for i in table.index]
-    det = detections(ctx)
-    top = det.sort_values("score", ascending=False).drop_duplicates("image_id").set_index("image_id")["detector"]
-    table["detector"] = top.reindex(table.index).fillna("none").to_numpy()
-    return table
-
-
-def scatter_figure(table: pd.DataFrame, x: str, y: str, color: str):
-    """One go.Scatter (SVG: points are DOM elements) per colour category; customdata = image id."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    order = list(STATE_COLORS) if color == "review state" else sorted(table[color].unique(), key=lambda v: v != "none")
-    for cat in order:
-        part = table[table[color] == cat]
-        if part.empty:
-            continue
-        fig.add_trace(go.Scatter(
-            x=part[x], y=part[y], mode="markers", name=f"{cat} ({len(part):,})",
-            customdata=part.index.to_numpy(), marker=dict(size=7, opacity=0.8, color=STATE_COLORS.get(cat),
-                                                          line=dict(width=0.5, color="white")),
-            hovertemplate=f"%{{customdata}}<br>{x}=%{{x:.3g}}<br>{y}=%{{y:.3g}}<br>{cat}<extra></extra>"))
-    fig.update_layout(height=520, margin=dict(l=10, r=10, t=30, b=10), xaxis_title=x, yaxis_title=y,
-                      legend=dict(orientation="h", y=1.08, x=0), showlegend=True)
-    # No dragmode/clickmode here: Streamlit then lets a click select a point; box and lasso
-    # are on the modebar (a "select" dragmode would turn click-to-select off).
-    return fig
+    return tables.map_table(ctx.loaded.per_image, proj, ctx.store.states(ctx.key), detections(ctx))
 
 
 def map_section(ctx: Ctx) -> None:
     table = map_table(ctx)
-    numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c]) and c != "labeled"]
-    axes = ["pc1", "pc2"] + [c for c in numeric if c not in ("pc1", "pc2")]
+    axes = tables.map_axes(table)
     c1, c2, c3 = st.columns(3)
     x = c1.selectbox("X axis", axes, index=0, key=X_AXIS)
     y = c2.selectbox("Y axis", axes, index=1, key=Y_AXIS)
@@ -173,7 +139,7 @@ def map_section(ctx: Ctx) -> None:
     st.caption("pc1/pc2: a PCA map of small thumbnails and class fractions (look-alike images sit together). "
                "Click a point (shift-click adds more), or pick the box or lasso tool at the chart's "
                "top right and drag, then flag the selection.")
-    event = st.plotly_chart(scatter_figure(table, x, y, color), on_select="rerun", use_container_width=True,
+    event = st.plotly_chart(plots.map_figure(table, x, y, color), on_select="rerun", width="stretch",
                             selection_mode=("points", "box", "lasso"), key=f"review_scatter_{st.session_state[CHART_GEN]}")
     ids = review.ids_from_selection(event.selection if event else None, valid=table.index)
     if not ids:
@@ -195,11 +161,9 @@ def detector_section(ctx: Ctx) -> None:
     c1, c2 = st.columns([3, 1])
     chosen = c1.multiselect("Detectors", names, default=names, key=DET_FILTER)
     min_score = c2.slider("Minimum score", 0.0, 1.0, 0.0, 0.05, key=DET_MIN_SCORE)
-    shown = det[det["detector"].isin(chosen) & (det["score"] >= min_score)].reset_index(drop=True)
-    shown.insert(1, "state", [states.get(i, "unreviewed") for i in shown["image_id"]])
-    per_det = shown.groupby("detector")["image_id"].nunique()
-    st.caption(" · ".join(f"**{d}** {n:,} images" for d, n in per_det.items()))
-    event = st.dataframe(shown, hide_index=True, use_container_width=True, on_select="rerun",
+    shown = tables.detector_rows(det, states, chosen, min_score)
+    st.caption(" · ".join(f"**{d}** {n:,} images" for d, n in tables.images_per_detector(shown).items()))
+    event = st.dataframe(shown, hide_index=True, width="stretch", on_select="rerun",
                          selection_mode="multi-row", key=f"review_det_table_{st.session_state[TABLE_GEN]}",
                          column_config={"score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0,
                                                                                  format="%.2f")})

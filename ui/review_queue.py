@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from seglib import export, paths, review, viz
+from seglib import paths, review, viz
+from seglib.review import export
 
 from .review import STATE_LABELS, Ctx, say
 
@@ -76,14 +77,14 @@ def queue_section(ctx: Ctx) -> None:
     note = st.text_input("Note (saved with the decision)", key=f"review_note_{row.image_id}")
     cols = st.columns(len(DECISIONS) + 1)
     for col, (state, label, icon) in zip(cols, DECISIONS):
-        if col.button(label, icon=icon, key=f"review_decide_{state}", use_container_width=True,
+        if col.button(label, icon=icon, key=f"review_decide_{state}", width="stretch",
                       type="primary" if state == "exclude" else "secondary"):
             _decide(ctx, queue, index, state, note)
             st.rerun()
     with st.expander("History of this image"):
         hist = ctx.store.history(ctx.key, row.image_id)
         st.dataframe(hist[["state", "reason", "note", "detector", "score", "who", "at", "reverts"]],
-                     hide_index=True, use_container_width=True)
+                     hide_index=True, width="stretch")
 
 
 def _show_image(ctx: Ctx, row) -> None:
@@ -104,8 +105,8 @@ def _show_image(ctx: Ctx, row) -> None:
             st.error("; ".join(f"{p.file}: {p.problem}" for p in problems))
             return
         a, b = st.columns(2)
-        a.image(viz.to_rgb(img), caption="image", use_container_width=True)
-        b.image(viz.overlay(img, mask, ctx.ds.class_map, opacity), use_container_width=True,
+        a.image(viz.to_rgb(img), caption="image", width="stretch")
+        b.image(viz.overlay(img, mask, ctx.ds.class_map, opacity), width="stretch",
                 caption="mask overlay" if mask is not None else "no mask (unlabeled)")
 
 
@@ -116,7 +117,7 @@ def export_section(ctx: Ctx) -> None:
     st.download_button(f"Download flags CSV ({len(flags)} images)", flags.to_csv(index=False),
                        f"{ctx.ds.name}-review.csv", "text/csv", icon=":material/download:", disabled=flags.empty)
     if not flags.empty:
-        st.dataframe(flags, hide_index=True, use_container_width=True, height=240)
+        st.dataframe(flags, hide_index=True, width="stretch", height=240)
     st.subheader("Cleaned copy")
     excluded = export.excluded_ids(ctx.store, ctx.key)
     st.caption(f"A copy of `{ctx.ds.source}` in the same format without the {len(excluded)} images marked "

@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from seglib.data import DatasetError
+from seglib.data.upload import save_upload
 
 from . import data, state
 
@@ -44,7 +45,7 @@ def dataset_picker() -> None:
             up = st.file_uploader("A .npz, or a .zip of a dataset folder", type=["npz", "zip"], key="picker_upload")
             if up is not None:
                 try:
-                    path = data.save_upload(up.name, up.getvalue())
+                    path = save_upload(up.name, up.getvalue())
                 except (DatasetError, OSError, ValueError) as e:
                     st.error(str(e))
                 else:

@@ -20,10 +20,11 @@ from typing import Any
 import albumentations as A
 
 from .. import paths
-from .registry import BORDER_MODE, INTERPOLATION, TRANSFORMS, stored_form, library_defaults
+from .registry import BORDER_MODE, INTERPOLATION, TRANSFORMS, default_p, default_params, library_defaults, stored_form
 
-__all__ = ["PipelineError", "build_transform", "build_compose", "steps_from_compose", "pipelines_dir",
-           "list_pipelines", "save_pipeline", "load_pipeline", "pipeline_path", "to_python", "SUFFIXES"]
+__all__ = ["PipelineError", "new_step", "default_steps", "build_transform", "build_compose", "steps_from_compose",
+           "pipelines_dir", "list_pipelines", "save_pipeline", "load_pipeline", "pipeline_path", "to_json",
+           "to_python", "SUFFIXES"]
 
 SUFFIXES = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,63}$")
@@ -31,6 +32,20 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,63}$")
 
 class PipelineError(ValueError):
     """A pipeline cannot be built, saved or read; the message names the step or the file."""
+
+
+def new_step(name: str, image_hw: tuple[int, int] = (256, 256)) -> dict:
+    """A step with the library's defaults (sizes derived from ``image_hw`` where it has none)."""
+    if name not in TRANSFORMS:
+        raise PipelineError(f"unknown transform '{name}'; offered: {', '.join(TRANSFORMS)}")
+    return {"name": name, "params": default_params(name, image_hw), "p": default_p(name)}
+
+
+def default_steps(image_hw: tuple[int, int] = (256, 256)) -> list[dict]:
+    """A light starting pipeline: horizontal flip, a small rotation (+-15 degrees) and brightness/contrast."""
+    steps = [new_step(n, image_hw) for n in ("HorizontalFlip", "Affine", "RandomBrightnessContrast")]
+    steps[1]["params"]["rotate"] = (-15.0, 15.0)
+    return steps
 
 
 def build_transform(step: dict) -> A.BasicTransform:
@@ -135,6 +150,11 @@ def load_pipeline(name_or_path: str | Path, seed: int | None = None) -> A.Compos
         compose = A.Compose([compose])
     compose.set_random_seed(seed)
     return compose
+
+
+def to_json(steps: list[dict]) -> str:
+    """The pipeline as albumentations' JSON (``A.to_dict``, what ``A.load`` reads), indented."""
+    return json.dumps(A.to_dict(build_compose(steps)), indent=2)
 
 
 # --- code ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import numpy as np
 from .pipeline import PipelineError, build_transform
 from .registry import INTERPOLATION, TRANSFORMS
 
-__all__ = ["Finding", "preview", "check_pipeline"]
+__all__ = ["Finding", "preview", "check_pipeline", "pick_images"]
 
 Pair = tuple[np.ndarray, np.ndarray | None]
 _INTERP_NAME = {v: k for k, v in INTERPOLATION.items()}
@@ -37,6 +37,13 @@ def _apply(t, image: np.ndarray, mask: np.ndarray | None) -> Pair:
             return t(image=image)["image"], None
         out = t(image=image, mask=mask)
         return out["image"], out["mask"]
+
+
+def pick_images(ids: list[str], n: int, seed: int = 0) -> list[str]:
+    """``n`` ids drawn without replacement for a preview (all if fewer), in their dataset order;
+    the same seed picks the same images."""
+    rng = np.random.default_rng(seed)
+    return [ids[i] for i in sorted(rng.choice(len(ids), size=min(int(n), len(ids)), replace=False))]
 
 
 def preview(compose: A.Compose, pairs: list[Pair], draws: int = 4, seed: int | None = 0) -> list[list[Pair]]:

@@ -18,15 +18,14 @@ def _args(p):
 
 
 def _samples(args, n: int):
-    import numpy as np
+    from ..augment import pick_images
     if not args.data:
         raise CliError(f"{args.action} needs --data DATASET")
     ds = open_or_fail(args.data)
     ids = ds.labeled_ids
     if not ids:
         raise CliError(f"{args.data}: no labeled images")
-    rng = np.random.default_rng(args.seed)
-    pick = [ids[i] for i in sorted(rng.choice(len(ids), min(n, len(ids)), replace=False))]
+    pick = pick_images(ids, n, args.seed)
     pairs = [(img, m) for img, m, _ in (ds.load_pair(i) for i in pick) if img is not None]
     return ds, pick, pairs
 

@@ -80,7 +80,7 @@ def _undo(args, ds, store, key) -> dict:
 
 
 def _export_flags(args, ds, store, key) -> dict:
-    from ..export import export_flags_csv, flags_frame
+    from ..review.export import export_flags_csv, flags_frame
     if not args.out:
         if args.json:
             return {"flags": flags_frame(store, key).to_dict("records")}
@@ -92,7 +92,7 @@ def _export_flags(args, ds, store, key) -> dict:
 
 
 def _export_clean(args, ds, store, key) -> dict:
-    from ..export import excluded_ids, export_clean
+    from ..review.export import excluded_ids, export_clean
     if not args.out:
         raise CliError("export-clean: give --out (a folder, or a .npz for an .npz dataset)")
     try:

@@ -53,7 +53,13 @@ class SegDataset(abc.ABC):
 
     @property
     def ids(self) -> list[str]:
+        """The ids of the usable images (those left out by a problem are not here)."""
         return list(self._ids)
+
+    @property
+    def all_ids(self) -> list[str]:
+        """Every image id found in the files, those left out by a problem included."""
+        return list(self._labeled)
 
     @property
     def labeled_ids(self) -> list[str]:
@@ -380,6 +386,15 @@ class NpzDataset(SegDataset):
 
     def _row(self, image_id: str) -> int:
         return self._index[image_id]
+
+    def rows_of(self, image_id: str) -> dict[str, int]:
+        """Where an image and its mask are stored in the file: ``{array name: row}``, e.g.
+        ``{"training_set": 12}`` (Kaggle layout), ``{"images": 12, "masks": 12}`` or
+        ``{"test_set": 3}`` (unlabeled). Any id of ``all_ids`` works."""
+        i = self._row(image_id)
+        if i < self._n_lab:
+            return dict.fromkeys(self._labeled_keys, i)
+        return {self._unlabeled_key: i - self._n_lab}
 
     def file_of(self, image_id: str, what: str = "image") -> str:
         i = self._row(image_id)

@@ -48,24 +48,25 @@ def _normalised_thumbs(f: Features) -> tuple[np.ndarray, np.ndarray]:
 
 def near_pairs(f: Features) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Confirmed near-copy pairs that are not byte-identical: (a, b, correlation, hash bits)."""
-    if "near" not in f.memo:
+    def confirmed():
         a, b, bits = hash_pairs(f.phash, HASH_BITS)
         t, informative = _normalised_thumbs(f)
         r = np.einsum("ij,ij->i", t[a], t[b]) if len(a) else np.zeros(0, np.float32)
         ok = (r >= NEAR_CORR) & informative[a] & informative[b] & (f.img_hash[a] != f.img_hash[b])
-        f.memo["near"] = (a[ok], b[ok], r[ok], bits[ok])
-    return f.memo["near"]
+        return a[ok], b[ok], r[ok], bits[ok]
+
+    return f.derived("near", confirmed)
 
 
 def picture_groups(f: Features) -> np.ndarray:
     """(N,) component label: images in one component are exact or near copies of each other."""
-    if "pictures" not in f.memo:
+    def components():
         _, first, inv = np.unique(f.img_hash, return_index=True, return_inverse=True)
         a, b, _, _ = near_pairs(f)
         # exact copies link each image to the first holder of its bytes; near copies link pairs
-        f.memo["pictures"] = groups_from_pairs(len(f), np.concatenate([a, np.arange(len(f))]),
-                                               np.concatenate([b, first[inv]]))
-    return f.memo["pictures"]
+        return groups_from_pairs(len(f), np.concatenate([a, np.arange(len(f))]), np.concatenate([b, first[inv]]))
+
+    return f.derived("pictures", components)
 
 
 def _others(ids: list[str], members: np.ndarray, k: int, limit: int = 3) -> str:

@@ -1,7 +1,8 @@
 """One pixel pass that every detector shares: hashes, thumbnails and cheap image/mask measures.
 
 Reading pixels is the expensive part of detection, so it happens once per dataset content
-(memoised in-process by fingerprint); detectors only do vectorised work on these arrays.
+(kept in a small in-process LRU keyed by fingerprint and ids, safe to share between sessions
+and threads); detectors only do vectorised work on these arrays.
 Images of any size and colour are measured on their grey version; hashes and thumbnails are
 taken on a fixed 32x32 grey thumbnail so that sizes do not matter.
 """
@@ -9,14 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
 import cv2
 import numpy as np
 import scipy.fftpack
 
+from ..cache import LRU
 from ..data.classmap import UNKNOWN_INDEX
 from ..data.dataset import NpzDataset, SegDataset
 from ..data.io import to_uint8
@@ -55,14 +58,23 @@ class Features:
     mask_small: np.ndarray
     n_values: np.ndarray
     fragments: np.ndarray
-    memo: dict = field(default_factory=dict, repr=False)  # results shared between detectors
+    _derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    def derived(self, name: str, compute):
+        """A result that several detectors share (e.g. the near-copy pairs), computed once per
+        ``name`` under a lock: the detectors of two sessions may run at once on one Features."""
+        with self._lock:
+            if name not in self._derived:
+                self._derived[name] = compute()
+            return self._derived[name]
 
-_FIELDS = [f for f in Features.__dataclass_fields__ if f not in ("ids", "memo")]
-_MEMO: dict[str, Features] = {}
+
+_FIELDS = [f.name for f in fields(Features) if f.init and f.name != "ids"]
+MEMO: LRU[Features] = LRU(4)  # a few datasets at most: the app switches between them
 
 
 def _hash64(a: np.ndarray) -> int:
@@ -176,12 +188,11 @@ def _npz_parts(ds: NpzDataset, ids: list[str], progress: Progress | None) -> lis
     if arrays is None or arrays[1].dtype != np.uint8:
         return []  # odd mask values: the per-image path decodes them one by one
     images, raw = arrays
-    index = {i: k for k, i in enumerate(ds.labeled_ids)}
-    lab_ids = [i for i in ids if ds.is_labeled(i) and i in index]
+    lab_ids = [i for i in ids if ds.is_labeled(i)]
     parts = []
     for a in range(0, len(lab_ids), CHUNK):
         part = lab_ids[a : a + CHUNK]
-        rows = [index[i] for i in part]
+        rows = [next(iter(ds.rows_of(i).values())) for i in part]  # images and masks share a row
         imgs = to_uint8(np.asarray(images[rows]))
         if imgs.ndim == 4:
             imgs = imgs[..., 0] if imgs.shape[-1] == 1 else imgs[..., :3]
@@ -227,16 +238,14 @@ def features_for(ds: SegDataset, stats, progress: Progress | None = None) -> Fea
 def compute_features(ds: SegDataset, ids: list[str], progress: Progress | None = None) -> Features:
     """Measure every image of ``ids`` once; memoised in-process by dataset content and ids."""
     key = f"{ds.fingerprint()}|{len(ids)}|{hashlib.sha1(chr(0).join(ids).encode()).hexdigest()}"
-    if key in _MEMO:
-        return _MEMO[key]
-    parts = _npz_parts(ds, ids, progress) if isinstance(ds, NpzDataset) else []
-    seen = {i for pids, _ in parts for i in pids}
-    parts += _file_parts(ds, [i for i in ids if i not in seen], progress, len(seen))
-    feats = _concat(parts, ids)
-    if len(_MEMO) >= 4:  # a few datasets at most: the app switches between them
-        _MEMO.pop(next(iter(_MEMO)))
-    _MEMO[key] = feats
-    return feats
+
+    def measure_all() -> Features:
+        parts = _npz_parts(ds, ids, progress) if isinstance(ds, NpzDataset) else []
+        seen = {i for pids, _ in parts for i in pids}
+        parts += _file_parts(ds, [i for i in ids if i not in seen], progress, len(seen))
+        return _concat(parts, ids)
+
+    return MEMO.get_or_compute(key, measure_all)
 
 
 def aligned(stats, f: Features, name: str) -> np.ndarray:

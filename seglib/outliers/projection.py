@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from . import cache
-from .data.dataset import SegDataset
-from .stats import DatasetStats
+from .. import cache
+from ..data.dataset import SegDataset
+from ..stats import DatasetStats
 
 PROJECTION_VERSION = 2
 THUMB = 16  # thumbnails are THUMB x THUMB: enough for layout and brightness, cheap for thousands

@@ -13,7 +13,6 @@ temporary name next to the destination and renamed at the end: a copy is whole o
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -21,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.dataset import CLASS_MAP_FILE, FolderDataset, NpzDataset, SegDataset
-from .review import COLUMNS, ReviewStore
+from ..data.dataset import CLASS_MAP_FILE, FolderDataset, NpzDataset, SegDataset
+from .store import COLUMNS, ReviewStore
 
 
 def flags_frame(store: ReviewStore, key: str):
@@ -62,7 +61,7 @@ def export_clean(ds: SegDataset, out: str | Path, exclude: Iterable[str], overwr
     if out == Path(ds.source).resolve():
         raise ValueError(f"{out}: the cleaned copy cannot replace the dataset it is made from")
     wanted = list(dict.fromkeys(str(i) for i in exclude))
-    known = set(ds.ids) | set(getattr(ds, "_index", {}) or getattr(ds, "samples", {}))
+    known = set(ds.all_ids)
     drop = [i for i in wanted if i in known]
     unknown = [i for i in wanted if i not in known]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -99,36 +98,23 @@ def _clean_folder(ds: FolderDataset, out: Path, drop: list[str], overwrite: bool
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return len(set(ds.samples) - set(drop))
+    return len(set(ds.all_ids) - set(drop))
 
 
 # --- npz -----------------------------------------------------------------------------------
-_ROW = re.compile(r"\[([^\[\]]+)\]\[(\d+)\]$")
-
-
-def _rows_to_drop(ds: NpzDataset, drop: list[str], keys: list[str]) -> dict[str, set[int]]:
-    """{array key: row indices} of the excluded images, from the dataset's own file names
-    (``<file>[training_set][12]``): images and masks share a row in their arrays."""
+def _rows_to_drop(ds: NpzDataset, drop: list[str]) -> dict[str, set[int]]:
+    """{array name: row indices} of the excluded images and their masks."""
     rows: dict[str, set[int]] = {}
     for image_id in drop:
-        names = {ds.file_of(image_id, "image")}
-        if ds.is_labeled(image_id):
-            names.add(ds.file_of(image_id, "mask"))
-        for name in names:
-            m = _ROW.search(name)
-            if m is None:
-                continue
-            key = m.group(1)
-            if key not in keys and key == "test_set" and "images" in keys:
-                key = "images"  # unlabeled images stored under "images" (no masks)
-            rows.setdefault(key, set()).add(int(m.group(2)))
+        for key, row in ds.rows_of(image_id).items():
+            rows.setdefault(key, set()).add(row)
     return rows
 
 
 def _clean_npz(ds: NpzDataset, out: Path, drop: list[str], overwrite: bool) -> int:
     with np.load(ds.source, allow_pickle=False) as z:
         keys = list(z.files)
-        rows = _rows_to_drop(ds, drop, keys)
+        rows = _rows_to_drop(ds, drop)
         arrays = {}
         for k in keys:
             a = z[k]
@@ -146,7 +132,7 @@ def _clean_npz(ds: NpzDataset, out: Path, drop: list[str], overwrite: bool) -> i
         Path(tmp).unlink(missing_ok=True)
         raise
     _copy_class_map(ds, out)
-    return len(ds._index) - len(drop)
+    return len(ds.all_ids) - len(drop)
 
 
 def _copy_class_map(ds: NpzDataset, out: Path) -> None:

@@ -13,11 +13,16 @@ from plotly.subplots import make_subplots
 
 from ..browse import CLASS, PAIR, RANGE
 from ..data.classmap import ClassMap
+from ..review.tables import NO_DETECTOR, UNREVIEWED
 
 __all__ = ["class_share_figure", "images_per_class_figure", "fraction_histograms_figure",
-           "stat_histogram_figure", "cooccurrence_figure", "pairs_figure", "bar_color"]
+           "stat_histogram_figure", "cooccurrence_figure", "pairs_figure", "bar_color", "map_figure", "STATE_COLORS",
+           "distribution_figure"]
 
 _MARGIN = dict(l=10, r=10, t=40, b=10)
+# Review states on the map: grey not yet seen, amber flagged, green keep, red exclude, violet relabel.
+STATE_COLORS = {UNREVIEWED: "#9AA5B1", "flagged": "#F5A623", "keep": "#2E9E5B", "exclude": "#D0021B",
+                "relabel": "#7B61FF"}
 
 
 def bar_color(color: str) -> str:
@@ -154,4 +159,44 @@ def pairs_figure(cooc: pd.DataFrame, class_map: ClassMap, top: int = 15) -> go.F
         hovertemplate="%{y}: %{x:,} images<extra>click: images with both</extra>"))
     fig.update_layout(title="Class pairs: images holding both", height=60 + 28 * max(len(pairs), 1),
                       margin=_MARGIN, clickmode="event+select")
+    return fig
+
+
+# --- class rebalancing -------------------------------------------------------------------
+def distribution_figure(table: pd.DataFrame, measure: str = "pixel_share") -> go.Figure:
+    """Grouped bars: share per class before vs after rebalancing (``sampling.compare_distributions``)."""
+    label = {"pixel_share": "Pixel share", "image_share": "Images with the class"}[measure]
+    fig = go.Figure()
+    for when, opacity in (("before", 0.45), ("after", 1.0)):
+        part = table[(table["measure"] == measure) & (table["when"] == when)]
+        colors = [bar_color(c) for c in part["color"]]
+        fig.add_bar(x=part["name"], y=part["share"], name=when, marker_color=colors, opacity=opacity,
+                    text=[f"{v:.1%}" for v in part["share"]], textposition="outside",
+                    hovertemplate="%{x} " + when + ": %{y:.2%}<extra></extra>")
+    fig.update_layout(title=label, barmode="group", yaxis_tickformat=".0%",
+                      height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=1.12, x=1,
+                                                                                   xanchor="right"))
+    return fig
+
+
+# --- the review map ------------------------------------------------------------------------
+def map_figure(table: pd.DataFrame, x: str, y: str, color: str) -> go.Figure:
+    """The Review page's map: a point per row of ``table`` (``seglib.review.tables.map_table``) at
+    (``x``, ``y``), one go.Scatter per value of the ``color`` column ("review state" in
+    :data:`STATE_COLORS`, or "detector"); SVG, so points are DOM elements; customdata = image id."""
+    fig = go.Figure()
+    order = list(STATE_COLORS) if color == "review state" else sorted(table[color].unique(), key=lambda v: v != NO_DETECTOR)
+    for cat in order:
+        part = table[table[color] == cat]
+        if part.empty:
+            continue
+        fig.add_trace(go.Scatter(
+            x=part[x], y=part[y], mode="markers", name=f"{cat} ({len(part):,})",
+            customdata=part.index.to_numpy(), marker=dict(size=7, opacity=0.8, color=STATE_COLORS.get(cat),
+                                                          line=dict(width=0.5, color="white")),
+            hovertemplate=f"%{{customdata}}<br>{x}=%{{x:.3g}}<br>{y}=%{{y:.3g}}<br>{cat}<extra></extra>"))
+    fig.update_layout(height=520, margin=dict(l=10, r=10, t=30, b=10), xaxis_title=x, yaxis_title=y,
+                      legend=dict(orientation="h", y=1.08, x=0), showlegend=True)
+    # No dragmode/clickmode here: Streamlit then lets a click select a point; box and lasso
+    # are on the modebar (a "select" dragmode would turn click-to-select off).
     return fig
