@@ -51,3 +51,27 @@ def demo_npz_large(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo-large") / "mars_demo.npz"
     write_demo(out, seed=0)
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory, demo_npz):
+    """Two tiny runs on ``demo_npz`` (a U-Net and a SegFormer, one short epoch each, same split):
+    {"unet": Path, "segformer": Path}. Weights are barely trained: for plumbing, not quality."""
+    from seglib.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("runs")
+    old = os.environ.get("SEGLIB_DATA_DIR")
+    os.environ["SEGLIB_DATA_DIR"] = str(root / "seglib-data")  # the review store these runs read
+    try:
+        runs = {}
+        for name, arch, encoder in (("unet", "Unet", "mobilenet_v2"), ("segformer", "Segformer", "mit_b0")):
+            cfg = TrainConfig(data=str(demo_npz), arch=arch, encoder=encoder, epochs=1, batch_size=8,
+                              max_steps_per_epoch=3, patience=0, seed=0)
+            runs[name] = root / name
+            train(cfg, run_dir=runs[name])
+    finally:
+        if old is None:
+            os.environ.pop("SEGLIB_DATA_DIR", None)
+        else:
+            os.environ["SEGLIB_DATA_DIR"] = old
+    return runs

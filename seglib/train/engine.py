@@ -115,10 +115,11 @@ def train(cfg: TrainConfig, run_dir: str | Path | None = None, callbacks=(), res
 
 
 def _config_for_resume(run: RunFolder, given: TrainConfig) -> TrainConfig:
-    """The run's own config (same split, model, loss); only the epoch budget may grow."""
+    """The run's own config (same split, model, loss); ``given`` sets the new total of epochs
+    and the device."""
     cfg = TrainConfig.from_dict(run.read_config())
-    cfg.epochs = max(cfg.epochs, given.epochs)
-    cfg.device = given.device if given.device != "auto" else cfg.device
+    cfg.epochs = given.epochs
+    cfg.device = given.device
     return cfg
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -127,7 +128,8 @@ class RunFolder:
     def write_status(self, status: str, **extra) -> None:
         old = self.read_status() if self.file(STATUS).exists() else {}
         now = time.time()
-        new = {**old, **extra, "status": status, "updated": now}
+        # pid and host let a later process tell a live run from one whose process died.
+        new = {**old, **extra, "status": status, "updated": now, "pid": os.getpid(), "host": socket.gethostname()}
         new.setdefault("started", now)
         if status in ("done", "cancelled", "failed"):
             new["finished"] = now
