@@ -4,6 +4,6 @@
 #   ./run.sh --server.port 9000 --server.address 0.0.0.0
 set -euo pipefail
 cd "$(dirname "$0")"
-scripts/venv.sh requirements.txt
+scripts/venv.sh
 export NO_ALBUMENTATIONS_UPDATE=1 HF_HUB_OFFLINE=1
 exec .venv/bin/python -m streamlit run app.py "$@"

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Run the whole test suite on the CPU: library, pages (AppTest) and, when Debian's chromium is
-# present (installed here if we are root with apt-get), real-browser tests.
+# Run the whole test suite on the CPU: the linter (ruff), then the library, pages (AppTest) and,
+# when Debian's chromium is present (installed here if we are root with apt-get), real-browser tests.
 #   ./test.sh                 everything but slow/GPU tests
 #   ./test.sh -m slow         only the slow ones;  ./test.sh tests/test_stats.py -k cache
 set -euo pipefail
 cd "$(dirname "$0")"
-scripts/venv.sh requirements-dev.txt
+scripts/venv.sh dev
 if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing Debian's chromium for the browser tests" >&2
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "chromium could not be installed: browser tests will be skipped" >&2
 fi
+.venv/bin/ruff check .
 export NO_ALBUMENTATIONS_UPDATE=1 HF_HUB_OFFLINE=1 MPLBACKEND=Agg
 exec .venv/bin/python -m pytest "$@"

@@ -50,14 +50,14 @@ def main() -> None:
 
     t_plain, _ = best_of(lambda: plain_numpy(images, masks), repeat=args.repeat)
     ds = open_dataset(npz)
-    st = compute_stats(ds)
+    stats = compute_stats(ds)
 
     def cold():
         feature_pass.MEMO.clear()  # no in-process memo either: a full pixel pass every time
-        return detect(ds, st, use_cache=False)
+        return detect(ds, stats, use_cache=False)
 
     t_detect, flags = best_of(cold, repeat=args.repeat)
-    t_cached, _ = best_of(lambda: detect(ds, st), repeat=args.repeat)
+    t_cached, _ = best_of(lambda: detect(ds, stats), repeat=args.repeat)
     print(f"{args.n} images 64x128: plain NumPy {t_plain:.3f}s ({args.n / t_plain:,.0f} img/s) | "
           f"detect, no cache {t_detect:.3f}s ({args.n / t_detect:,.0f} img/s, ratio {t_detect / t_plain:.1f}) | "
           f"detect, cached {t_cached:.3f}s (ratio {t_cached / t_plain:.2f})")

@@ -60,12 +60,12 @@ def main() -> None:
         return plain_numpy(ts[:, 0], ts[:, 1])
 
     t_plain, _ = timed(npz_plain)
-    t_cold, st = timed(lambda: compute_stats(open_dataset(npz), use_cache=False))
+    t_cold, stats = timed(lambda: compute_stats(open_dataset(npz), use_cache=False))
     compute_stats(open_dataset(npz))
     t_warm, _ = timed(lambda: compute_stats(open_dataset(npz)))
     print(f"npz, {args.n} images 64x128: plain NumPy {t_plain:.3f}s | seglib cold {t_cold:.3f}s "
           f"(ratio {t_cold / t_plain:.2f}) | cached {t_warm:.3f}s (ratio {t_warm / t_plain:.2f})")
-    assert len(st.ids) == args.n
+    assert len(stats.ids) == args.n
 
     if args.no_folder:
         return

@@ -26,9 +26,9 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from seglib import viz  # noqa: E402
-from seglib.viz import View  # noqa: E402
 from seglib.data import open_dataset  # noqa: E402
 from seglib.data.demo import write_demo  # noqa: E402
+from seglib.viz import View  # noqa: E402
 
 
 def _photos(root: Path, n: int) -> Path:

@@ -11,9 +11,8 @@ point means into its ``customdata`` (see :data:`CLASS`, :data:`RANGE`, :data:`PA
 from __future__ import annotations
 
 import math
-
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -67,11 +66,11 @@ class BrowseFilter:
         """True when the filter drops anything (sorting alone does not count)."""
         return bool(self.present or self.absent or self.ranges or self.states or self.labeled != "all")
 
-    def with_range(self, rng: Range) -> "BrowseFilter":
+    def with_range(self, rng: Range) -> BrowseFilter:
         """Replace any range on the same column by ``rng``."""
         return replace(self, ranges=tuple(r for r in self.ranges if r.column != rng.column) + (rng,))
 
-    def with_present(self, *class_ids: int) -> "BrowseFilter":
+    def with_present(self, *class_ids: int) -> BrowseFilter:
         add = [int(c) for c in class_ids if int(c) not in self.present]
         return replace(self, present=self.present + tuple(add),
                        absent=tuple(c for c in self.absent if c not in class_ids))

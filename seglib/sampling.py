@@ -14,7 +14,7 @@ Modes:
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -120,4 +120,5 @@ def sampler_code(mode: str, classes: Sequence[int] = (), factor: float = 2.0, po
         raise ValueError(f"unknown mode '{mode}'; choose one of {', '.join(MODES)}")
     args = {"uniform": "", "oversample": f", classes={[int(c) for c in classes]}, factor={factor}",
             "presence": f", power={power}"}[mode]
-    return f"from seglib.sampling import make_sampler\nsampler = make_sampler(stats, ids, mode={mode!r}{args}, seed={seed})"
+    return ("from seglib.sampling import make_sampler\n"
+            f"sampler = make_sampler(stats, ids, mode={mode!r}{args}, seed={seed})")

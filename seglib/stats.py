@@ -1,9 +1,9 @@
 """Per-image and per-class statistics as DataFrames, computed in one pass and cached on disk.
 
 >>> ds = open_dataset("mars.npz")
->>> st = compute_stats(ds)        # reads every pixel once; a second call is a cache hit
->>> st.per_image[["mean", "frac_4"]].describe()
->>> st.per_class()                # id, name, pixels, pixel_fraction, images_with_class, ignore
+>>> stats = compute_stats(ds)        # reads every pixel once; a second call is a cache hit
+>>> stats.per_image[["mean", "frac_4"]].describe()
+>>> stats.per_class()                # id, name, pixels, pixel_fraction, images_with_class, ignore
 
 The pass is also the dataset's pixel-level validation: unreadable files, masks of the wrong
 size and unknown colours become problems, recorded on the dataset (bad pairs leave it).
@@ -11,9 +11,9 @@ size and unknown colours become problems, recorded on the dataset (bad pairs lea
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -214,20 +214,21 @@ def compute_stats(ds: SegDataset, use_cache: bool = True, progress: Progress | N
         meta = hit["meta"]
         counts = np.zeros((len(meta["ids"]), 256), np.int64)
         counts[:, meta["count_columns"]] = hit["counts"]
-        st = DatasetStats(meta["ids"], hit["labeled"], counts, hit["intensity"], hit["shape"],
+        stats = DatasetStats(meta["ids"], hit["labeled"], counts, hit["intensity"], hit["shape"],
                           ClassMap.from_list(meta["class_map"]) if meta["class_map"] else ds.class_map,
                           [Problem(**p) for p in meta["problems"]], from_cache=True)
-        st.class_map.inferred = meta["inferred"]
+        stats.class_map.inferred = meta["inferred"]
     else:
-        st = _compute(ds, progress)
-        used = np.flatnonzero(st.counts.any(0))  # a handful of the 256 id columns: store only those
-        cache.save("stats", key, {"labeled": st.labeled, "counts": st.counts[:, used],
-                                  "intensity": st.intensity, "shape": st.shape},
-                   meta={"ids": st.ids, "count_columns": used.tolist(), "problems": [p.to_dict() for p in st.problems],
-                         "class_map": st.class_map.to_list(), "inferred": st.class_map.inferred},
+        stats = _compute(ds, progress)
+        used = np.flatnonzero(stats.counts.any(0))  # a handful of the 256 id columns: store only those
+        cache.save("stats", key, {"labeled": stats.labeled, "counts": stats.counts[:, used],
+                                  "intensity": stats.intensity, "shape": stats.shape},
+                   meta={"ids": stats.ids, "count_columns": used.tolist(),
+                         "problems": [p.to_dict() for p in stats.problems],
+                         "class_map": stats.class_map.to_list(), "inferred": stats.class_map.inferred},
                    root=cache_root)
-    ds.record_problems(st.problems)
-    if st.class_map is not ds.class_map:
-        ds.set_class_map(st.class_map)
-    return st
+    ds.record_problems(stats.problems)
+    if stats.class_map is not ds.class_map:
+        ds.set_class_map(stats.class_map)
+    return stats
 

@@ -127,7 +127,7 @@ def test_relative_imports_are_resolved():
 
 def test_no_import_cycles_in_seglib():
     graph = _graph()
-    found = [" -> ".join(f"{m} (line {graph[m][n]})" if n else m for m, n in zip(c, c[1:] + [None]))
+    found = [" -> ".join(f"{m} (line {graph[m][n]})" if n else m for m, n in zip(c, c[1:] + [None], strict=True))
              for c in _cycles(graph)]
     assert found == [], "import cycles:\n" + "\n".join(found)
 

@@ -10,10 +10,10 @@ from PIL import Image
 
 from seglib import browse, viz
 from seglib.browse import BrowseFilter, Range
-from seglib.viz import View
 from seglib.data import open_dataset
 from seglib.data.classmap import ClassMap
 from seglib.stats import compute_stats
+from seglib.viz import View
 
 CMAP = ClassMap.default([0, 1, 2])
 
@@ -130,11 +130,12 @@ def test_chips_and_remove():
 
 def test_subset_per_class_and_cooccurrence_follow_filter(demo_npz):
     ds = open_dataset(demo_npz)
-    st = compute_stats(ds)
-    table = st.per_image
+    stats = compute_stats(ds)
+    table = stats.per_image
     full = browse.subset_per_class(table, ds.class_map)
-    pd.testing.assert_frame_equal(full, st.per_class(), check_dtype=False)
-    pd.testing.assert_frame_equal(browse.subset_cooccurrence(table, ds.class_map), st.cooccurrence(), check_dtype=False)
+    pd.testing.assert_frame_equal(full, stats.per_class(), check_dtype=False)
+    pd.testing.assert_frame_equal(browse.subset_cooccurrence(table, ds.class_map), stats.cooccurrence(),
+                                  check_dtype=False)
     keep = browse.filter_mask(table, BrowseFilter(present=(4,)))
     sub = browse.subset_per_class(table, ds.class_map, keep).set_index("id")
     assert sub.loc[4, "images_with_class"] == keep.sum() < full.set_index("id").loc[0, "images_with_class"]

@@ -113,14 +113,14 @@ def test_rgb_masks_through_classes_json_and_unknown_colour_reported(tmp_path):
     assert ds.encoding == "rgb" and not ds.class_map.inferred
     assert ds.class_map.ignore_ids == [2]
     assert set(np.unique(ds.mask("a"))) == {0, 1}
-    st = compute_stats(ds)
+    stats = compute_stats(ds)
     (problem,) = [p for p in ds.report.problems if p.code == "unknown_class"]
     assert problem.file.endswith("masks/b.png")
     assert "#00FF00 (32 px)" in problem.problem
     assert not problem.excluded and "b" in ds.ids  # reported, not silently mapped, image kept
     assert (ds.mask("b") == UNKNOWN_INDEX).sum() == 32
-    assert st.unknown_pixels == 32
-    per_class = st.per_class().set_index("name")
+    assert stats.unknown_pixels == 32
+    per_class = stats.per_class().set_index("name")
     assert bool(per_class.loc["void", "ignore"])
 
 
@@ -133,10 +133,10 @@ def test_grayscale_and_rgb_of_many_sizes_and_unlabeled(tmp_path):
     ds = open_dataset(tmp_path)
     assert ds.unlabeled_ids == ["nolabel"]
     assert ds.mask("nolabel") is None
-    st = compute_stats(ds)
-    sizes = st.size_histogram()
+    stats = compute_stats(ds)
+    sizes = stats.size_histogram()
     assert len(sizes) == 3
-    assert st.per_image.loc["big", "channels"] == 3
+    assert stats.per_image.loc["big", "channels"] == 3
     (p,) = ds.report.problems
     assert p.code == "image_without_mask" and not p.excluded
 
@@ -158,8 +158,8 @@ def test_kaggle_mars_npz_float_arrays(tmp_path):
     assert ds.unlabeled_ids == ["test/00000", "test/00001"]
     np.testing.assert_array_equal(ds.image("00002"), imgs[2].astype(np.uint8))
     np.testing.assert_array_equal(ds.mask("00002"), masks[2].astype(np.uint8))
-    st = compute_stats(ds)
-    assert int(st.labeled.sum()) == 4 and len(st.ids) == 6
+    stats = compute_stats(ds)
+    assert int(stats.labeled.sum()) == 4 and len(stats.ids) == 6
 
 
 def test_images_masks_npz_rgb_with_sidecar_class_map(tmp_path):
@@ -203,8 +203,8 @@ def test_classes_json_ignore_flag(tmp_path):
     save_img(tmp_path / "images" / "a.png")
     save_mask(tmp_path / "masks" / "a.png", [0, 1, 11])
     ds = open_dataset(tmp_path)
-    st = compute_stats(ds)
-    pc = st.per_class().set_index("name")
+    stats = compute_stats(ds)
+    pc = stats.per_class().set_index("name")
     assert pc.loc["unlabelled", "ignore"]
     # The ignore class is reported apart: the other shares sum to 1 without it.
     assert pc.loc[["road", "car"], "pixel_fraction"].sum() == pytest.approx(1.0)

@@ -35,13 +35,13 @@ def test_truncated_and_corrupt_images_are_left_out_with_the_file_named(tmp_path)
     (tmp_path / "images" / "garbage.png").write_bytes(b"not a png at all")
     ds = open_dataset(tmp_path)
     assert len(ds) == 3  # opening is lazy: pixels are checked by the stats pass
-    st = compute_stats(ds)
+    stats = compute_stats(ds)
     c = codes(ds)
     bad = [p for p in ds.report.problems if p.code == "unreadable_image"]
     assert {p.image_id for p in bad} == {"trunc", "garbage"}
     assert all(p.file.endswith(f"images/{p.image_id}.png") and p.excluded for p in bad)
     assert "truncated" in next(p for p in bad if p.image_id == "trunc").problem
-    assert ds.ids == ["ok"] and st.ids == ["ok"]
+    assert ds.ids == ["ok"] and stats.ids == ["ok"]
     assert "unreadable_image" in c
 
 
@@ -189,5 +189,5 @@ def test_stats_cache_is_invalidated_when_a_file_changes(tmp_path):
     m = tmp_path / "masks" / "a.png"
     Image.fromarray(np.ones((8, 8), np.uint8)).save(m)
     os.utime(m, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
-    st = compute_stats(open_dataset(tmp_path))
-    assert not st.from_cache and st.per_image.loc["a", "px_1"] == 64
+    stats = compute_stats(open_dataset(tmp_path))
+    assert not stats.from_cache and stats.per_image.loc["a", "px_1"] == 64

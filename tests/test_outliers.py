@@ -142,7 +142,7 @@ def test_label_quality_from_predictions_finds_corrupted_labels():
 def test_phash_batch_matches_imagehash():
     thumbs = np.stack([cv2.resize(terrain(i), (32, 32), interpolation=cv2.INTER_AREA) for i in range(20)])
     ours = phash_batch(thumbs)
-    for t, h in zip(thumbs, ours):
+    for t, h in zip(thumbs, ours, strict=True):
         ref = imagehash.phash(Image.fromarray(t)).hash.ravel()
         assert int(np.packbits(ref).view(">u8")[0]) == int(h)
 
@@ -181,24 +181,24 @@ def test_two_images_do_not_crash(tmp_path):
 
 def test_cache_and_registry(tmp_path, monkeypatch):
     ds = npz_dataset(tmp_path, [terrain(i) for i in range(5)] + [terrain(2)])
-    st = compute_stats(ds)
-    first = detect(ds, st, detectors=["exact_duplicate"])
+    stats = compute_stats(ds)
+    first = detect(ds, stats, detectors=["exact_duplicate"])
     assert len(first) == 2
 
     def boom(ds, stats):
         raise AssertionError("a cached result was recomputed")
     monkeypatch.setitem(DETECTORS, "exact_duplicate", boom)
-    assert detect(ds, st, detectors=["exact_duplicate"]).equals(first)
+    assert detect(ds, stats, detectors=["exact_duplicate"]).equals(first)
 
     @detector("always_first")
     def always_first(ds, stats):
         return pd.DataFrame([{"image_id": stats.ids[0], "detector": "always_first", "reason": "test",
                               "score": 0.99, "group": None}])
     try:
-        flags = detect(ds, st, detectors=["always_first"], use_cache=False)
+        flags = detect(ds, stats, detectors=["always_first"], use_cache=False)
         assert flags.iloc[0].image_id == ds.ids[0] and flags.iloc[0].group is None
         with pytest.raises(ValueError, match="unknown detector 'nope'"):
-            detect(ds, st, detectors=["nope"])
+            detect(ds, stats, detectors=["nope"])
     finally:
         DETECTORS.pop("always_first")
 

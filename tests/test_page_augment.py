@@ -1,9 +1,11 @@
 """AppTest of the Augment page: add a transform, preview, save, load; the CLI over the same files."""
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -36,6 +38,9 @@ def test_add_preview_save_load(app_dir):
     at.selectbox(key="augment_add_pick").set_value("RandomRotate90").run()
     _button(at, "augment_add").click().run()
     assert len(at.session_state["augment_steps"]) == n_steps + 1
+    labels = [e.label for e in at.expander]
+    assert any(label.startswith(f"{n_steps + 1}. **RandomRotate90**") for label in labels), labels  # in the pipeline
+    assert "A.RandomRotate90(p=1.0)" in at.code[0].value                                             # and its code
     assert any("RandomRotate90" in e.value and "64x128" in e.value for e in at.error)  # the harmful step is named
     at.text_input(key="augment_save_name").set_value("rot").run()
     _button(at, "augment_save").click().run()
@@ -52,10 +57,23 @@ def test_add_preview_save_load(app_dir):
     assert fresh.session_state["augment_steps"][1]["params"]["rotate"] == (-15.0, 15.0)
 
 
-def test_draw_again_changes_the_seed_and_remove_empties(app_dir):
+def _preview_urls(at) -> tuple[list[str], list[str]]:
+    """(originals, draws) of the preview grid: each row is an original and its draws."""
+    urls = [img.proto.imgs[0].url for img in at.get("image")]
+    per_row = int(at.number_input(key="augment_draws").value) + 1
+    return urls[::per_row], [u for k, u in enumerate(urls) if k % per_row]
+
+
+def test_draw_again_redraws_the_same_images_and_remove_empties(app_dir):
     at = _open()
+    at.multiselect(key="augment_ids").set_value(["00003", "00007", "00011"]).run()
+    originals, draws = _preview_urls(at)
+    assert len(originals) == 3 and len(draws) == 3 * 4
     _button(at, "augment_again").click().run()
     assert at.session_state["augment_seed"] == 1
+    originals2, draws2 = _preview_urls(at)
+    assert originals2 == originals               # the same images...
+    assert len(set(draws2) - set(draws)) >= len(draws) // 2  # ...drawn anew (a flip may repeat a picture)
     for _ in range(len(at.session_state["augment_steps"])):
         rm = next(b for b in at.button if b.key and b.key.endswith("_rm"))
         rm.click().run()
@@ -64,11 +82,32 @@ def test_draw_again_changes_the_seed_and_remove_empties(app_dir):
     assert not at.exception
 
 
-def test_rebalancing_modes_render(app_dir):
+def _bars(chart) -> dict[str, dict[str, float]]:
+    """{"before"|"after": {class name: share}} of a rebalancing chart."""
+    def values(v):
+        if isinstance(v, dict) and "bdata" in v:  # plotly's binary array encoding
+            return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).tolist()
+        return list(v)
+    traces = json.loads(chart.proto.spec)["data"]
+    return {t["name"]: dict(zip(values(t["x"]), values(t["y"]), strict=True)) for t in traces}
+
+
+def test_rebalancing_shows_what_the_sampler_will_draw(app_dir):
     at = _open()
-    for mode in ("uniform", "presence", "oversample"):
-        at.radio(key="augment_bal_mode").set_value(mode).run()
-        assert not at.exception, at.exception
+    assert at.multiselect(key="augment_bal_classes").value == [4]  # the rarest class is proposed
+    px, images = at.get("plotly_chart")
+    bars = _bars(images)  # oversample by default: images with big rock drawn 4x as often
+    share = bars["before"]["big rock"]
+    assert 0 < share < 0.5 and bars["after"]["big rock"] == pytest.approx(4 * share / (4 * share + 1 - share))
+    assert "mode='oversample', classes=[4], factor=4.0" in at.code[-1].value
+    at.radio(key="augment_bal_mode").set_value("uniform").run()
+    assert not at.exception, at.exception
+    for chart in at.get("plotly_chart"):
+        bars = _bars(chart)
+        assert bars["after"] == pytest.approx(bars["before"])  # uniform changes nothing
+    assert at.code[-1].value.endswith("mode='uniform', seed=0)")
+    at.radio(key="augment_bal_mode").set_value("presence").run()
+    assert _bars(at.get("plotly_chart")[0])["after"]["big rock"] > _bars(px)["before"]["big rock"]
 
 
 def test_cli_show_and_check(app_dir, demo_npz, capsys):

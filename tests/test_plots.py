@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from seglib import browse
-from seglib.viz import plots
 from seglib.data import open_dataset
 from seglib.stats import compute_stats
+from seglib.viz import plots
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +18,8 @@ def demo(demo_npz):
 
 
 def test_class_bars(demo):
-    ds, st = demo
-    per_class = st.per_class()
+    ds, stats = demo
+    per_class = stats.per_class()
     for fig, column in ((plots.class_share_figure(per_class), "pixel_fraction"),
                         (plots.images_per_class_figure(per_class), "images_with_class")):
         bar = fig.data[0]
@@ -30,24 +30,24 @@ def test_class_bars(demo):
         assert [d[1] for d in bar.customdata] == list(per_class["id"])[::-1]
     # black classes are drawn grey, others in their colour
     colors = list(plots.class_share_figure(per_class).data[0].marker.color)[::-1]
-    for c, got in zip(ds.class_map, colors):
+    for c, got in zip(ds.class_map, colors, strict=True):
         assert got == ("#BBBBBB" if c.color == "#000000" else c.color)
 
 
 def test_fraction_histograms_one_panel_per_class(demo):
-    ds, st = demo
-    table = st.per_image
+    ds, stats = demo
+    table = stats.per_image
     fig = plots.fraction_histograms_figure(table, ds.class_map, bins=10)
     assert len(fig.data) == len(ds.class_map)
-    for cid, trace in zip(ds.class_map.ids, fig.data):
+    for cid, trace in zip(ds.class_map.ids, fig.data, strict=True):
         assert trace.y.sum() == int((table[f"px_{cid}"] > 0).sum())
         assert all(d[1] == f"frac_{cid}" and d[5] == cid for d in trace.customdata)
         assert trace.customdata[-1][4] is True and trace.customdata[0][4] is False
 
 
 def test_stat_histogram_integer_column_one_bin_per_value(demo):
-    _, st = demo
-    table = st.per_image
+    _, stats = demo
+    table = stats.per_image
     fig = plots.stat_histogram_figure(table, "n_classes")
     bar = fig.data[0]
     values = table["n_classes"].dropna()
@@ -56,8 +56,8 @@ def test_stat_histogram_integer_column_one_bin_per_value(demo):
 
 
 def test_pairs_and_heatmap(demo):
-    ds, st = demo
-    cooc = st.cooccurrence()
+    ds, stats = demo
+    cooc = stats.cooccurrence()
     fig = plots.pairs_figure(cooc, ds.class_map, top=3)
     bar = fig.data[0]
     assert len(bar.y) == 3
@@ -66,23 +66,24 @@ def test_pairs_and_heatmap(demo):
     names = ds.class_map.names
     assert cooc.loc[names[top[1]], names[top[2]]] == top[3]
     # clicking it keeps exactly those images
-    got = browse.select(st.per_image, browse.apply_selection(browse.BrowseFilter(), [{"customdata": list(top)}]))
+    got = browse.select(stats.per_image, browse.apply_selection(browse.BrowseFilter(), [{"customdata": list(top)}]))
     assert len(got) == top[3]
     heat = plots.cooccurrence_figure(cooc, normalize=True).data[0]
     assert np.allclose(np.diag(heat.z), 1.0)
 
 
 def test_empty_inputs_do_not_fail(demo):
-    ds, st = demo
-    empty = st.per_image.iloc[:0]
+    ds, stats = demo
+    empty = stats.per_image.iloc[:0]
     assert plots.stat_histogram_figure(empty, "mean").data[0].y.sum() == 0
     assert plots.fraction_histograms_figure(empty, ds.class_map).data[0].y.sum() == 0
     assert len(plots.pairs_figure(browse.subset_cooccurrence(empty, ds.class_map), ds.class_map).data[0].y) == 0
 
 
 def test_map_figure_one_trace_per_state_with_image_ids():
-    table = pd.DataFrame({"pc1": [0.0, 1.0, 2.0], "pc2": [1.0, 0.0, 2.0], "review state": ["flagged", "unreviewed",
-                          "flagged"], "detector": ["none", "dup", "dup"]}, index=pd.Index(["a", "b", "c"], name="image_id"))
+    table = pd.DataFrame({"pc1": [0.0, 1.0, 2.0], "pc2": [1.0, 0.0, 2.0],
+                          "review state": ["flagged", "unreviewed", "flagged"], "detector": ["none", "dup", "dup"]},
+                         index=pd.Index(["a", "b", "c"], name="image_id"))
     fig = plots.map_figure(table, "pc1", "pc2", "review state")
     assert [t.name for t in fig.data] == ["unreviewed (1)", "flagged (2)"]  # in STATE_COLORS order
     assert list(fig.data[1].customdata) == ["a", "c"] and fig.data[1].marker.color == plots.STATE_COLORS["flagged"]

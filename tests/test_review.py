@@ -7,10 +7,17 @@ import threading
 import pandas as pd
 import pytest
 
-from seglib.review import tables
-
-from seglib.review import (STATES, ReviewStore, dataset_key, flag_detections, ids_from_selection, queue_index,
-                           review_queue, rows_in_groups)
+from seglib.review import (
+    STATES,
+    ReviewStore,
+    dataset_key,
+    flag_detections,
+    ids_from_selection,
+    queue_index,
+    review_queue,
+    rows_in_groups,
+    tables,
+)
 
 KEY = "/data/mars.npz"
 
@@ -33,7 +40,8 @@ def test_flag_and_decide(store):
     assert store.states(KEY) == {"00002": "flagged", "00001": "exclude"}
     assert store.counts(KEY) == {"flagged": 1, "keep": 0, "exclude": 1, "relabel": 0}
     d = store.decisions(KEY).set_index("image_id")
-    assert list(store.decisions(KEY).columns) == ["image_id", "state", "reason", "note", "detector", "score", "who", "at"]
+    assert list(store.decisions(KEY).columns) == ["image_id", "state", "reason", "note", "detector", "score", "who",
+                                                  "at"]
     # The decision keeps why the image was flagged.
     assert d.loc["00001", "reason"] == "alien mask" and d.loc["00001", "note"] == "not Mars"
     assert d.loc["00001", "detector"] == "mask_hash" and d.loc["00001", "score"] == pytest.approx(0.9)

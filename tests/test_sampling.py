@@ -6,8 +6,14 @@ import pytest
 import torch
 
 from seglib.data import open_dataset
-from seglib.sampling import (class_distribution, compare_distributions, make_sampler, rarest_classes, sample_weights,
-                             sampler_code)
+from seglib.sampling import (
+    class_distribution,
+    compare_distributions,
+    make_sampler,
+    rarest_classes,
+    sample_weights,
+    sampler_code,
+)
 from seglib.stats import compute_stats
 from seglib.viz.plots import distribution_figure
 

@@ -18,23 +18,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_stats_match_a_plain_numpy_pass(demo_npz):
     ds = open_dataset(demo_npz)
-    st = compute_stats(ds, use_cache=False)
+    stats = compute_stats(ds, use_cache=False)
     z = np.load(demo_npz)
     imgs, masks = z["training_set"][:, 0], z["training_set"][:, 1]
     counts = np.stack([np.bincount(m.ravel(), minlength=5) for m in masks])
-    pi = st.per_image
+    pi = stats.per_image
     lab = pi[pi["labeled"]]
     np.testing.assert_array_equal(lab[[f"px_{c}" for c in range(5)]].to_numpy(), counts)
     np.testing.assert_allclose(lab["mean"].to_numpy(), imgs.reshape(300, -1).mean(1), rtol=1e-5)
     np.testing.assert_allclose(lab["std"].to_numpy(), imgs.reshape(300, -1).std(1), rtol=1e-4)
     assert (lab["n_classes"].to_numpy() == (counts > 0).sum(1)).all()
-    pc = st.per_class()
+    pc = stats.per_class()
     assert pc["pixels"].tolist() == counts.sum(0).tolist()
     assert pc["images_with_class"].tolist() == (counts > 0).sum(0).tolist()
     assert pc["pixel_fraction"].sum() == pytest.approx(1.0)
     unl = pi[~pi["labeled"]]
     assert len(unl) == 40 and unl["px_0"].isna().all()
-    co = st.cooccurrence()
+    co = stats.cooccurrence()
     assert co.loc["background", "background"] == (counts[:, 0] > 0).sum()
 
 

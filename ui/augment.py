@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from seglib import augment, sampling, viz
-from seglib.viz import plots
 from seglib.augment.registry import GROUPS, TRANSFORMS, Param, coerce
+from seglib.viz import plots
 
 STEPS = "augment_steps"          # list of {"uid", "name", "params", "p"}
 NEXT_UID = "augment_next_uid"    # int: widget keys of a step stay stable while it moves
@@ -171,7 +171,7 @@ def preview_grid(ds, ids: list[str], steps: list[dict], draws: int, seed: int, o
     cols[0].caption("**original**")
     for k in range(draws):
         cols[k + 1].caption(f"**draw {k + 1}**")
-    for image_id, (img, mask), row in zip(shown, pairs, rows):
+    for image_id, (img, mask), row in zip(shown, pairs, rows, strict=True):
         cols = st.columns(draws + 1)
         cols[0].image(viz.overlay(img, mask, ds.class_map, opacity), caption=image_id, width="stretch")
         for k, (aug_img, aug_mask) in enumerate(row):

@@ -13,8 +13,8 @@ import streamlit as st
 
 from seglib import browse
 from seglib.browse import BrowseFilter, Range
-from seglib.viz import plots
 from seglib.review import STATES, dataset_key
+from seglib.viz import plots
 
 from .data import Loaded, review_store
 

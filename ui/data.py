@@ -53,8 +53,8 @@ def ensure_demo() -> str:
 @st.cache_resource(max_entries=4, show_spinner="Reading the dataset and computing statistics…")
 def _load(path: str, reload: int) -> Loaded:
     ds = open_dataset(path)
-    st_ = compute_stats(ds)
-    return Loaded(path, ds, st_, ds.fingerprint())
+    stats = compute_stats(ds)
+    return Loaded(path, ds, stats, ds.fingerprint())
 
 
 @st.cache_resource(show_spinner=False)

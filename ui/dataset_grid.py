@@ -8,8 +8,8 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 from seglib import browse, viz
-from seglib.viz import View
 from seglib.review import current_user, dataset_key
+from seglib.viz import View
 
 from . import browse as ui_browse
 from .data import Loaded, review_store
@@ -94,7 +94,7 @@ def grid(loaded: Loaded, ids: list[str], states: dict[str, str], view: View, per
     page_ids, _ = browse.page_of(ids, page, per_page)
     pictures = thumbnails(loaded, page_ids, view)
     cols = st.columns(n_cols)
-    for k, (image_id, (data, _mime)) in enumerate(zip(page_ids, pictures)):
+    for k, (image_id, (data, _mime)) in enumerate(zip(page_ids, pictures, strict=True)):
         with cols[k % n_cols]:
             st.image(data, width="stretch")
             state = states.get(image_id)

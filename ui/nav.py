@@ -13,7 +13,8 @@ PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 # Material icons render everywhere (emoji need a font the machine may lack).
 ICONS = {"home": ":material/home:", "dataset": ":material/grid_view:", "review": ":material/flag:",
          "outliers": ":material/troubleshoot:", "augment": ":material/tune:", "train": ":material/model_training:",
-         "training": ":material/model_training:", "compare": ":material/compare:", "predict": ":material/online_prediction:"}
+         "training": ":material/model_training:", "compare": ":material/compare:",
+         "predict": ":material/online_prediction:"}
 
 
 def _title(stem: str) -> str:
@@ -22,12 +23,16 @@ def _title(stem: str) -> str:
 
 
 def pages() -> list:
-    files = sorted(PAGES_DIR.glob("*.py"), key=lambda p: (int(p.stem.split("_")[0]) if p.stem.split("_")[0].isdigit() else 99, p.stem))
+    def order(p: Path) -> tuple[int, str]:
+        number = p.stem.split("_")[0]
+        return (int(number) if number.isdigit() else 99, p.stem)
+
+    files = sorted(PAGES_DIR.glob("*.py"), key=order)
     out = []
     for i, f in enumerate(files):
         key = f.stem.split("_", 1)[-1]
-        out.append(st.Page(str(f), title=_title(f.stem), icon=ICONS.get(key, ":material/description:"), default=(i == 0),
-                           url_path=key if i else None))
+        out.append(st.Page(str(f), title=_title(f.stem), icon=ICONS.get(key, ":material/description:"),
+                           default=(i == 0), url_path=key if i else None))
     return out
 
 

@@ -8,11 +8,11 @@ import pandas as pd
 import streamlit as st
 
 from seglib import outliers, review, viz
-from seglib.review import tables
-from seglib.viz import plots
 from seglib.data import SegDataset
 from seglib.outliers.projection import projection
+from seglib.review import tables
 from seglib.stats import DatasetStats
+from seglib.viz import plots
 
 from .data import Loaded, review_store
 
@@ -81,7 +81,7 @@ def counts_row(ctx: Ctx) -> dict[str, int]:
     counts = ctx.store.counts(ctx.key)
     cols = st.columns(5)
     cols[0].metric("Unreviewed", f"{len(ctx.stats.ids) - sum(counts.values()):,}")
-    for col, (state, label) in zip(cols[1:], STATE_LABELS.items()):
+    for col, (state, label) in zip(cols[1:], STATE_LABELS.items(), strict=True):
         col.metric(label, f"{counts[state]:,}")
     if st.session_state.get(LAST_ACTION):
         st.toast(st.session_state[LAST_ACTION])
@@ -131,6 +131,9 @@ def map_table(ctx: Ctx) -> pd.DataFrame:
 
 def map_section(ctx: Ctx) -> None:
     table = map_table(ctx)
+    unplaced = int(table["pc1"].isna().sum())
+    if unplaced:
+        st.warning(f"{unplaced} images could not be read and are not on the map; the validation report names them.")
     axes = tables.map_axes(table)
     c1, c2, c3 = st.columns(3)
     x = c1.selectbox("X axis", axes, index=0, key=X_AXIS)
@@ -140,14 +143,15 @@ def map_section(ctx: Ctx) -> None:
                "Click a point (shift-click adds more), or pick the box or lasso tool at the chart's "
                "top right and drag, then flag the selection.")
     event = st.plotly_chart(plots.map_figure(table, x, y, color), on_select="rerun", width="stretch",
-                            selection_mode=("points", "box", "lasso"), key=f"review_scatter_{st.session_state[CHART_GEN]}")
+                            selection_mode=("points", "box", "lasso"),
+                            key=f"review_scatter_{st.session_state[CHART_GEN]}")
     ids = review.ids_from_selection(event.selection if event else None, valid=table.index)
     if not ids:
         st.info("Nothing selected yet.")
         return
     st.markdown(f"**{len(ids)} selected**")
     flag_buttons(ctx, ids, "map", CHART_GEN)
-    thumbnails(ctx, ids, dict(zip(table.index, table["review state"])))
+    thumbnails(ctx, ids, dict(zip(table.index, table["review state"], strict=True)))
 
 
 # --- detectors ----------------------------------------------------------------------------

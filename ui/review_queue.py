@@ -76,7 +76,7 @@ def queue_section(ctx: Ctx) -> None:
     _show_image(ctx, row)
     note = st.text_input("Note (saved with the decision)", key=f"review_note_{row.image_id}")
     cols = st.columns(len(DECISIONS) + 1)
-    for col, (state, label, icon) in zip(cols, DECISIONS):
+    for col, (state, label, icon) in zip(cols, DECISIONS, strict=False):
         if col.button(label, icon=icon, key=f"review_decide_{state}", width="stretch",
                       type="primary" if state == "exclude" else "secondary"):
             _decide(ctx, queue, index, state, note)
@@ -136,4 +136,5 @@ def export_section(ctx: Ctx) -> None:
     if done:
         st.success(f"Wrote `{done['path']}`: {done['n_images']:,} images kept, {done['n_excluded']} excluded.")
         if done["unknown"]:
-            st.warning(f"{len(done['unknown'])} excluded ids are not in this dataset: {', '.join(done['unknown'][:10])}")
+            unknown = done["unknown"]
+            st.warning(f"{len(unknown)} excluded ids are not in this dataset: {', '.join(unknown[:10])}")

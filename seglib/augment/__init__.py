@@ -8,8 +8,21 @@
 """
 from __future__ import annotations
 
-from .pipeline import (PipelineError, build_compose, build_transform, default_steps, list_pipelines, load_pipeline,
-                       new_step, pipeline_path, pipelines_dir, save_pipeline, steps_from_compose, to_json, to_python)
+from .pipeline import (
+    PipelineError,
+    build_compose,
+    build_transform,
+    default_steps,
+    list_pipelines,
+    load_pipeline,
+    new_step,
+    pipeline_path,
+    pipelines_dir,
+    save_pipeline,
+    steps_from_compose,
+    to_json,
+    to_python,
+)
 from .preview import Finding, check_pipeline, pick_images, preview
 from .registry import GROUPS, TRANSFORMS, Param, TransformSpec, coerce, default_p, default_params, names
 

@@ -11,16 +11,28 @@ seglib can read them.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import re
-import warnings
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import albumentations as A
 
 from .. import paths
-from .registry import BORDER_MODE, INTERPOLATION, TRANSFORMS, default_p, default_params, library_defaults, stored_form
+from .registry import (
+    BORDER_MODE,
+    INTERPOLATION,
+    NOT_VALID_ARGS,
+    SHIFT_SCALE_ROTATE,
+    TRANSFORMS,
+    default_p,
+    default_params,
+    library_defaults,
+    quiet,
+    stored_form,
+)
 
 __all__ = ["PipelineError", "new_step", "default_steps", "build_transform", "build_compose", "steps_from_compose",
            "pipelines_dir", "list_pipelines", "save_pipeline", "load_pipeline", "pipeline_path", "to_json",
@@ -54,8 +66,7 @@ def build_transform(step: dict) -> A.BasicTransform:
     if not isinstance(cls, type):
         raise PipelineError(f"unknown transform '{name}' (not in albumentations {A.__version__})")
     try:
-        with warnings.catch_warnings():  # deprecation notes (ShiftScaleRotate) are shown by the app
-            warnings.simplefilter("ignore")
+        with quiet(SHIFT_SCALE_ROTATE):
             return cls(**step.get("params", {}), p=float(step.get("p", 0.5)))
     except (TypeError, ValueError) as e:
         raise PipelineError(f"{name}: {str(e).splitlines()[0]}") from None
@@ -66,8 +77,24 @@ def build_compose(steps: list[dict], seed: int | None = None) -> A.Compose:
     return A.Compose([build_transform(s) for s in steps], seed=seed)
 
 
+@cache
+def _init_args(name: str) -> frozenset[str] | None:
+    """The keyword arguments albumentations' class ``name`` takes (None: any, or unknown class)."""
+    cls = getattr(A, name, None)
+    if not isinstance(cls, type):
+        return None
+    params = inspect.signature(cls.__init__).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return frozenset(p.name for p in params)
+
+
 def steps_from_compose(compose: A.Compose) -> list[dict]:
-    """The step list of a (flat) Compose, with every init argument albumentations serialises."""
+    """The step list of a (flat) Compose, with every init argument albumentations serialises.
+
+    ``A.to_dict`` also writes a few attributes that the class does not take (PadIfNeeded's
+    ``padding``, RGBShift's noise settings in albumentations 2.0); they are left out, as
+    ``A.from_dict`` drops them too."""
     steps = []
     for t in A.to_dict(compose)["transform"]["transforms"]:
         t = dict(t)
@@ -75,7 +102,9 @@ def steps_from_compose(compose: A.Compose) -> list[dict]:
         if "transforms" in t:
             raise PipelineError(f"nested {name} blocks are not supported by the editor; use the file as it is")
         p = float(t.pop("p", 0.5))
-        steps.append({"name": name, "params": _plain(t), "p": p})
+        accepted = _init_args(name)
+        params = {k: v for k, v in t.items() if accepted is None or k in accepted}
+        steps.append({"name": name, "params": _plain(params), "p": p})
     return steps
 
 
@@ -139,8 +168,7 @@ def load_pipeline(name_or_path: str | Path, seed: int | None = None) -> A.Compos
     path = pipeline_path(name_or_path)
     fmt = SUFFIXES.get(path.suffix.lower(), "json")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet(SHIFT_SCALE_ROTATE, NOT_VALID_ARGS):
             compose = A.load(str(path), data_format=fmt)
     except (json.JSONDecodeError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise PipelineError(f"{path}: not an albumentations pipeline ({type(e).__name__}: {e})") from None
@@ -184,7 +212,9 @@ def _differs(name: str, key: str, value: Any) -> bool:
     same = [lib[key]]
     if isinstance(lib[key], (int, float)) and not isinstance(lib[key], bool) and isinstance(value, tuple):
         same.append(stored_form(name, key, lib[key]))
-    norm = (lambda v: tuple(v) if isinstance(v, (list, tuple)) else v)
+    def norm(v):
+        return tuple(v) if isinstance(v, (list, tuple)) else v
+
     return all(norm(d) != norm(value) for d in same)
 
 

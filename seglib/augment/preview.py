@@ -5,14 +5,13 @@
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import albumentations as A
 import numpy as np
 
 from .pipeline import PipelineError, build_transform
-from .registry import INTERPOLATION, TRANSFORMS
+from .registry import ALREADY_GREY, INTERPOLATION, NOT_FOR_GREY, TRANSFORMS, quiet
 
 __all__ = ["Finding", "preview", "check_pipeline", "pick_images"]
 
@@ -31,8 +30,7 @@ class Finding:
 
 
 def _apply(t, image: np.ndarray, mask: np.ndarray | None) -> Pair:
-    with warnings.catch_warnings():  # e.g. "hue_shift is not applicable to grayscale": checks say it once
-        warnings.simplefilter("ignore")
+    with quiet(NOT_FOR_GREY, ALREADY_GREY):  # check_pipeline says it once, as a finding
         if mask is None:
             return t(image=image)["image"], None
         out = t(image=image, mask=mask)
@@ -151,8 +149,9 @@ def check_pipeline(steps: list[dict], pairs: list[Pair], draws: int = 4) -> list
     shapes = _output_shapes(steps, pairs, draws)
     if len(shapes) > 1:
         listed = ", ".join(f"{h}x{w}" for h, w in sorted(shapes))
-        findings.append(Finding("error", None, "pipeline", f"the pipeline outputs images of different sizes ({listed}): "
-                                                            "a training batch needs one size; add a Resize or crop at the end."))
+        findings.append(Finding("error", None, "pipeline",
+                                f"the pipeline outputs images of different sizes ({listed}): a training batch "
+                                "needs one size; add a Resize or crop at the end."))
     order = {"error": 0, "warning": 1, "info": 2}
     return sorted(_dedupe(findings), key=lambda f: (order[f.level], f.step if f.step is not None else 1 << 30))
 

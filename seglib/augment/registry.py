@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -22,7 +24,24 @@ from typing import Any
 import albumentations as A
 
 __all__ = ["Param", "TransformSpec", "TRANSFORMS", "INTERPOLATION", "BORDER_MODE", "GROUPS",
-           "default_params", "default_p", "library_defaults", "coerce", "names"]
+           "default_params", "default_p", "library_defaults", "coerce", "names", "quiet"]
+
+# albumentations' UserWarnings that seglib silences, each by its message (a regex), and why:
+SHIFT_SCALE_ROTATE = r"ShiftScaleRotate is a special case of Affine"  # offered for old pipelines; its note says so
+NOT_VALID_ARGS = r"Argument\(s\) '.*' are not valid for transform"  # A.load drops arguments A.save wrote (2.0.x)
+NOT_FOR_GREY = r".*not applicable to grayscale image"  # check_pipeline reports RGB-only steps on grey data once
+ALREADY_GREY = r"The image is already gray"  # ToGray on grey data: nothing to do and nothing wrong
+
+
+@contextmanager
+def quiet(*messages: str) -> Iterator[None]:
+    """Ignore albumentations' UserWarnings whose message matches one of ``messages`` (the
+    constants above), and only those, inside the ``with`` block."""
+    with warnings.catch_warnings():
+        for message in messages:
+            warnings.filterwarnings("ignore", message=message, category=UserWarning)
+        yield
+
 
 INTERPOLATION = {"nearest": 0, "linear": 1, "cubic": 2, "area": 3, "lanczos4": 4}
 BORDER_MODE = {"constant": 0, "replicate": 1, "reflect": 2, "wrap": 3, "reflect_101": 4}
@@ -69,7 +88,8 @@ def _interp(name="interpolation"):
 
 def _border():
     return (Param("border_mode", "choice", choices=BORDER_MODE, help="How pixels moved in from outside are filled"),
-            Param("fill_mask", "int", 0, 255, 1, help="Mask value of constant-filled borders (use an ignored class id)"))
+            Param("fill_mask", "int", 0, 255, 1,
+                  help="Mask value of constant-filled borders (use an ignored class id)"))
 
 
 def _warp(*params):
@@ -81,10 +101,14 @@ SPECS = [
     # --- spatial: flips and rotations --------------------------------------------------------
     TransformSpec("HorizontalFlip", "flip & rotate", True),
     TransformSpec("VerticalFlip", "flip & rotate", True),
-    TransformSpec("RandomRotate90", "flip & rotate", True, swaps_hw=True, note="Swaps height and width on non-square images"),
-    TransformSpec("Transpose", "flip & rotate", True, swaps_hw=True, note="Swaps height and width on non-square images"),
-    TransformSpec("D4", "flip & rotate", True, swaps_hw=True, note="The 8 flips/rotations of a square; non-square images change shape"),
-    TransformSpec("Rotate", "flip & rotate", True, _warp(Param("limit", _R, -180, 180, 1.0, help="Angle range, degrees"))),
+    TransformSpec("RandomRotate90", "flip & rotate", True, swaps_hw=True,
+                  note="Swaps height and width on non-square images"),
+    TransformSpec("Transpose", "flip & rotate", True, swaps_hw=True,
+                  note="Swaps height and width on non-square images"),
+    TransformSpec("D4", "flip & rotate", True, swaps_hw=True,
+                  note="The 8 flips/rotations of a square; non-square images change shape"),
+    TransformSpec("Rotate", "flip & rotate", True,
+                  _warp(Param("limit", _R, -180, 180, 1.0, help="Angle range, degrees"))),
     # --- spatial: affine and warps -----------------------------------------------------------
     TransformSpec("Affine", "affine & warp", True, _warp(
         Param("scale", _R, 0.25, 4.0, 0.05, help="Zoom factor range"),
@@ -103,9 +127,11 @@ SPECS = [
     TransformSpec("Perspective", "affine & warp", True, _warp(Param("scale", _R, 0.0, 0.5, 0.01))),
     # --- spatial: crops and resizes ----------------------------------------------------------
     TransformSpec("RandomCrop", "crop & resize", True, (Param("height", "int", 8, 4096, 8, auto="h/2"),
-                                                        Param("width", "int", 8, 4096, 8, auto="w/2")), changes_shape=True),
+                                                        Param("width", "int", 8, 4096, 8, auto="w/2")),
+                  changes_shape=True),
     TransformSpec("CenterCrop", "crop & resize", True, (Param("height", "int", 8, 4096, 8, auto="h/2"),
-                                                        Param("width", "int", 8, 4096, 8, auto="w/2")), changes_shape=True),
+                                                        Param("width", "int", 8, 4096, 8, auto="w/2")),
+                  changes_shape=True),
     TransformSpec("RandomResizedCrop", "crop & resize", True, (
         Param("size", "pair", 8, 4096, 8, auto="hw", help="Output (height, width)"),
         Param("scale", _R, 0.01, 1.0, 0.01, help="Area of the crop, fraction of the image"),
@@ -120,10 +146,12 @@ SPECS = [
     # --- pixel: brightness and contrast ------------------------------------------------------
     TransformSpec("RandomBrightnessContrast", "brightness & contrast", False, (
         Param("brightness_limit", _R, -1.0, 1.0, 0.05), Param("contrast_limit", _R, -1.0, 1.0, 0.05))),
-    TransformSpec("RandomGamma", "brightness & contrast", False, (Param("gamma_limit", _R, 20, 300, 5.0, help="Percent"),)),
+    TransformSpec("RandomGamma", "brightness & contrast", False,
+                  (Param("gamma_limit", _R, 20, 300, 5.0, help="Percent"),)),
     TransformSpec("CLAHE", "brightness & contrast", False, (Param("clip_limit", _R, 1.0, 40.0, 0.5),
                                                            Param("tile_grid_size", "pair", 1, 64, 1))),
-    TransformSpec("Equalize", "brightness & contrast", False, (Param("mode", "choice", choices={"cv": "cv", "pil": "pil"}),)),
+    TransformSpec("Equalize", "brightness & contrast", False,
+                  (Param("mode", "choice", choices={"cv": "cv", "pil": "pil"}),)),
     TransformSpec("RandomToneCurve", "brightness & contrast", False, (Param("scale", "float", 0.0, 1.0, 0.01),)),
     TransformSpec("Posterize", "brightness & contrast", False, (Param("num_bits", "irange", 1, 8, 1),)),
     TransformSpec("Solarize", "brightness & contrast", False, (Param("threshold_range", _R, 0.0, 1.0, 0.01),)),
@@ -136,11 +164,15 @@ SPECS = [
                                                Param("intensity", _R, 0.0, 2.0, 0.05)), needs_rgb=True),
     # --- pixel: blur and sharpen -------------------------------------------------------------
     TransformSpec("GaussianBlur", "blur & sharpen", False, (Param("sigma_limit", _R, 0.0, 10.0, 0.1),)),
-    TransformSpec("MotionBlur", "blur & sharpen", False, (Param("blur_limit", "irange", 3, 31, 2, help="Odd kernel sizes"),)),
-    TransformSpec("MedianBlur", "blur & sharpen", False, (Param("blur_limit", "irange", 3, 31, 2, help="Odd kernel sizes"),)),
+    TransformSpec("MotionBlur", "blur & sharpen", False,
+                  (Param("blur_limit", "irange", 3, 31, 2, help="Odd kernel sizes"),)),
+    TransformSpec("MedianBlur", "blur & sharpen", False,
+                  (Param("blur_limit", "irange", 3, 31, 2, help="Odd kernel sizes"),)),
     TransformSpec("Downscale", "blur & sharpen", False, (Param("scale_range", _R, 0.05, 0.99, 0.01),)),
-    TransformSpec("Sharpen", "blur & sharpen", False, (Param("alpha", _R, 0.0, 1.0, 0.05), Param("lightness", _R, 0.0, 5.0, 0.1))),
-    TransformSpec("Emboss", "blur & sharpen", False, (Param("alpha", _R, 0.0, 1.0, 0.05), Param("strength", _R, 0.0, 5.0, 0.1))),
+    TransformSpec("Sharpen", "blur & sharpen", False,
+                  (Param("alpha", _R, 0.0, 1.0, 0.05), Param("lightness", _R, 0.0, 5.0, 0.1))),
+    TransformSpec("Emboss", "blur & sharpen", False,
+                  (Param("alpha", _R, 0.0, 1.0, 0.05), Param("strength", _R, 0.0, 5.0, 0.1))),
     # --- pixel: dropout (the mask is left alone unless fill_mask is set) ---------------------
     TransformSpec("CoarseDropout", "dropout", False, (
         Param("num_holes_range", "irange", 1, 32, 1), Param("hole_height_range", _R, 0.01, 1.0, 0.01),
@@ -185,8 +217,7 @@ def _auto(rule: str, hw: tuple[int, int]) -> Any:
 
 def stored_form(name: str, param: str, value: Any) -> Any:
     """The value the class stores for a scalar shorthand (e.g. CLAHE clip_limit 4.0 -> (1.0, 4.0))."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet(SHIFT_SCALE_ROTATE):
         try:
             stored = getattr(TRANSFORMS[name].cls(**{param: value}), param, value)
         except Exception:  # a class that needs other required args: the shorthand is symmetric

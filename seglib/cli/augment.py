@@ -77,7 +77,7 @@ def _preview(args, aug, compose) -> int:
         raise CliError("preview needs --out FILE.png")
     ds, pick, pairs = _samples(args, args.n)
     rows = aug.preview(compose, pairs, args.draws, args.seed)
-    cells = [viz.overlay(img, m, ds.class_map, 0.4) for (img, m), row in zip(pairs, rows)
+    cells = [viz.overlay(img, m, ds.class_map, 0.4) for (img, m), row in zip(pairs, rows, strict=True)
              for img, m in [(img, m)] + row]
     h = max(c.shape[0] for c in cells)
     w = max(c.shape[1] for c in cells)

@@ -38,8 +38,8 @@ def _stats_args(p):
 def cmd_stats(args) -> int:
     from ..stats import compute_stats
     ds = open_or_fail(args.dataset)
-    st = compute_stats(ds, use_cache=not args.no_cache, progress=progress_bar("stats"))
-    doc = st.to_json(ds)
+    stats = compute_stats(ds, use_cache=not args.no_cache, progress=progress_bar("stats"))
+    doc = stats.to_json(ds)
     if args.json:
         print_json(doc)
         return 0

@@ -36,14 +36,14 @@ def cmd_outliers(args) -> int:
             raise CliError(f"unknown detector {', '.join(unknown) or repr(args.detectors)}; "
                            f"known: {', '.join(DETECTORS)}")
     ds = open_or_fail(args.dataset)
-    st = compute_stats(ds, use_cache=not args.no_cache, progress=progress_bar("stats"))
-    flags = detect(ds, st, detectors=names, use_cache=not args.no_cache, progress=progress_bar("outliers"))
+    stats = compute_stats(ds, use_cache=not args.no_cache, progress=progress_bar("stats"))
+    flags = detect(ds, stats, detectors=names, use_cache=not args.no_cache, progress=progress_bar("outliers"))
     if args.json:
-        print_json({"dataset": str(ds.source), "n_images": len(st.ids), "detectors": names or list(DETECTORS),
+        print_json({"dataset": str(ds.source), "n_images": len(stats.ids), "detectors": names or list(DETECTORS),
                     "flags": flags.to_dict("records")})
         return 0
     n_img = flags["image_id"].nunique()
-    print(f"{ds.source}: {len(flags)} flags on {n_img} of {len(st.ids)} images", file=sys.stderr)
+    print(f"{ds.source}: {len(flags)} flags on {n_img} of {len(stats.ids)} images", file=sys.stderr)
     if len(flags):
         _table(flags, args.limit)
     else:

@@ -66,13 +66,13 @@ class ClassMap:
 
     # --- construction -------------------------------------------------------------------
     @classmethod
-    def default(cls, ids, names: dict[int, str] | None = None) -> "ClassMap":
+    def default(cls, ids, names: dict[int, str] | None = None) -> ClassMap:
         ids = sorted({int(i) for i in ids})
         names = names or {}
         return cls([ClassInfo(i, names.get(i, f"class_{i}"), default_color(i)) for i in ids], True)
 
     @classmethod
-    def from_list(cls, items: list[dict], source: str = "classes.json") -> "ClassMap":
+    def from_list(cls, items: list[dict], source: str = "classes.json") -> ClassMap:
         """Build from the classes.json list. Raises ValueError naming ``source`` and the fault."""
         if not isinstance(items, list) or not items:
             raise ValueError(f"{source}: expected a non-empty list of classes")
@@ -97,7 +97,7 @@ class ClassMap:
         return cls(classes, inferred=False)
 
     @classmethod
-    def load(cls, path: str | Path) -> "ClassMap":
+    def load(cls, path: str | Path) -> ClassMap:
         path = Path(path)
         try:
             items = json.loads(path.read_text())
@@ -157,7 +157,7 @@ class ClassMap:
             table[c.id] = c.rgb
         return table
 
-    def extended(self, ids) -> "ClassMap":
+    def extended(self, ids) -> ClassMap:
         """A copy that also holds ``ids`` (for inferred maps that meet new values)."""
         missing = sorted({int(i) for i in ids} - set(self.ids) - {UNKNOWN_INDEX})
         if not missing:

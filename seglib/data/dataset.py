@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -130,11 +129,6 @@ class SegDataset(abc.ABC):
                                     "unknown_class", image_id, excluded=False, severity="warning"))
         return img, mask, problems
 
-    def iter_pairs(self, ids=None) -> Iterator[tuple[str, np.ndarray | None, np.ndarray | None, list[Problem]]]:
-        for image_id in self._ids if ids is None else ids:
-            img, mask, problems = self.load_pair(image_id)
-            yield image_id, img, mask, problems
-
     # --- bookkeeping --------------------------------------------------------------------
     def record_problems(self, problems: list[Problem]) -> None:
         """Add pixel-level problems found by a full pass; excluded images leave ``ids``."""
@@ -154,11 +148,6 @@ class SegDataset(abc.ABC):
         """Changes whenever any file of the dataset changes (path, size, mtime)."""
         ...
 
-    def summary(self) -> dict:
-        return {"name": self.name, "source": str(self.source), "kind": self.kind, "encoding": self.encoding,
-                "n_images": len(self._ids), "n_labeled": len(self.labeled_ids),
-                "n_classes": len(self.class_map), "problems": len(self.report)}
-
 
 def npz_image_id(index: int, n: int) -> str:
     """Zero-padded index, at least 5 digits: 12 -> '00012'."""
@@ -175,8 +164,8 @@ def _digest(parts) -> str:
 
 def _stat_key(path: Path) -> str:
     try:
-        st = path.stat()
-        return f"{path}|{st.st_size}|{st.st_mtime_ns}"
+        info = path.stat()
+        return f"{path}|{info.st_size}|{info.st_mtime_ns}"
     except OSError:
         return f"{path}|missing"
 
@@ -265,7 +254,7 @@ def _infer_class_map(sample, encoding: str) -> ClassMap:
             if mode != "RGB":
                 continue
             cols, n = np.unique(raw.reshape(-1, 3), axis=0, return_counts=True)
-            for c, k in zip(map(tuple, cols), n):
+            for c, k in zip(map(tuple, cols), n, strict=True):
                 counts[c] = counts.get(c, 0) + int(k)
         # Black first (usually background), then by frequency: stable, readable ids.
         order = sorted(counts, key=lambda c: (c != (0, 0, 0), -counts[c], c))
@@ -294,7 +283,6 @@ class NpzDataset(SegDataset):
 
     def __init__(self, path: Path):
         super().__init__(path)
-        self._images = None  # (N, H, W[, C]) view on the file's arrays, labeled first
         self._masks = None
         self._index: dict[str, int] = {}
         try:

@@ -182,7 +182,7 @@ class MaskDecoder:
             return values.astype(np.uint8, copy=False), {}
         bad_vals, counts = np.unique(raw[~ok], return_counts=True)
         mask = np.where(ok, values, UNKNOWN_INDEX).astype(np.uint8)
-        return mask, {int(v): int(c) for v, c in zip(bad_vals, counts)}
+        return mask, {int(v): int(c) for v, c in zip(bad_vals, counts, strict=True)}
 
     def _decode_rgb(self, raw: np.ndarray) -> tuple[np.ndarray, dict]:
         keys = _pack_rgb(raw[..., :3])
@@ -197,7 +197,7 @@ class MaskDecoder:
             return mask, {}
         bad, counts = np.unique(keys[~ok], return_counts=True)
         unknown = {rgb_to_hex(((int(k) >> 16) & 255, (int(k) >> 8) & 255, int(k) & 255)): int(c)
-                   for k, c in zip(bad, counts)}
+                   for k, c in zip(bad, counts, strict=True)}
         return mask, unknown
 
 

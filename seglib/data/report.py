@@ -39,12 +39,6 @@ class Report:
     def excluded_ids(self) -> set[str]:
         return {p.image_id for p in self.problems if p.excluded and p.image_id is not None}
 
-    def by_code(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for p in self.problems:
-            counts[p.code] = counts.get(p.code, 0) + 1
-        return counts
-
     def __len__(self) -> int:
         return len(self.problems)
 

@@ -7,13 +7,13 @@ pipeline, returning float image tensors (C, H, W) in [0, 1] and long mask tensor
 """
 from __future__ import annotations
 
-import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
+from ..augment.registry import ALREADY_GREY, NOT_FOR_GREY, quiet
 from .dataset import DatasetError, SegDataset
 
 __all__ = ["SegTorchDataset"]
@@ -61,8 +61,7 @@ class SegTorchDataset(Dataset):
             raise DatasetError(f"image {image_id!r} cannot be used for training ({why})")
         if self.transform is not None:
             self._reseed_in_worker()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with quiet(NOT_FOR_GREY, ALREADY_GREY):  # per sample; check_pipeline reports them once
                 out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
         return _image_tensor(image), torch.from_numpy(np.ascontiguousarray(mask, dtype=np.int64))

@@ -6,7 +6,7 @@ flagged image, registered with ``@detector("name")``. Scores are 0..1, higher = 
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -49,13 +49,16 @@ def robust_z(x: np.ndarray) -> np.ndarray:
     if not len(x):
         return x
     med = np.median(x)
-    scale = 1.4826 * np.median(np.abs(x - med))
-    scale = max(scale, 0.02 * abs(med), 1e-6)
+    scale = 1.4826 * np.median(np.abs(x - med))  # 1.4826 x MAD is the SD of normally distributed data
+    scale = max(scale, 0.02 * abs(med), 1e-6)     # at least 2% of the median: a uniform dataset stays calm
     return (x - med) / scale
 
 
 def z_score(z: float, scale: float = 10.0) -> float:
-    """A robust z (in SDs) -> a 0..1 suspicion score: 6 SDs ~0.45, 20 SDs ~0.86."""
+    """A robust z (in SDs) -> a 0..1 suspicion score: 6 SDs ~0.45, 20 SDs ~0.86.
+
+    ``scale`` 10 puts the flag threshold (6 SDs) mid-range, below the duplicate detectors'
+    scores: an unusual image is less surely a problem than a copy."""
     return float(1.0 - np.exp(-abs(z) / scale))
 
 
@@ -73,5 +76,6 @@ def numbered_groups(labels: np.ndarray, members: np.ndarray, prefix: str) -> dic
     lab = labels[members]
     uniq, counts = np.unique(lab, return_counts=True)
     first = {u: members[lab == u].min() for u in uniq}
-    keep = sorted((u for u, c in zip(uniq, counts) if c >= 2), key=lambda u: (-counts[uniq == u][0], first[u]))
+    keep = sorted((u for u, c in zip(uniq, counts, strict=True) if c >= 2),
+                  key=lambda u: (-counts[uniq == u][0], first[u]))
     return {int(u): f"{prefix}{k + 1}" for k, u in enumerate(keep)}

@@ -1,7 +1,7 @@
 """Run the registered detectors over a dataset and cache the flag table by dataset content."""
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd

@@ -14,10 +14,17 @@ import pandas as pd
 from .base import detector, flags_frame, groups_from_pairs, numbered_groups
 from .features import Features, features_for
 
-HASH_BITS = 12      # phash candidates: at most this many of 64 bits differ
-NEAR_CORR = 0.99    # confirmed near copy: normalised-thumbnail correlation at least this
-MIN_THUMB_STD = 2.0  # thumbnails flatter than this carry no picture to compare (blank images)
-BLOCK = 1024
+# Thresholds.
+HASH_BITS = 12      # phash candidates: at most this many of 64 bits differ (re-exposed copies move a few bits)
+NEAR_CORR = 0.99    # confirmed near copy: alike terrain correlates well below 0.99, a re-exposed copy above
+MIN_THUMB_STD = 2.0  # thumbnails flatter than this carry no picture to compare (blank images match anything)
+BLOCK = 1024        # hash rows compared per step: keeps the XOR table at BLOCK x N bytes
+
+# Scores (0..1, higher = look first); they order the review queue across detectors.
+EXACT_SCORE = 0.9   # a byte-identical copy is certain, but one of the copies is fine: below a blank image's 1.0
+NEAR_SCORE, NEAR_SPAN = 0.7, 0.2  # a near copy is less certain than an exact one: 0.7 at NEAR_CORR, 0.9 identical
+SHARED_SCORE, SHARED_SPAN = 0.6, 0.37  # one mask on several pictures: 0.6 for two, up to 0.97 ...
+SHARED_FULL = 50    # ... for this many pictures: a mask copied onto many images is a pipeline bug, not chance
 
 
 def hash_pairs(h: np.ndarray, max_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -87,7 +94,8 @@ def exact_duplicate(ds, stats) -> pd.DataFrame:
     rows = []
     for k in dup:
         members = dup[inv[dup] == inv[k]]
-        rows.append({"image_id": f.ids[k], "detector": "exact_duplicate", "score": 0.9, "group": names[int(inv[k])],
+        rows.append({"image_id": f.ids[k], "detector": "exact_duplicate", "score": EXACT_SCORE,
+                     "group": names[int(inv[k])],
                      "reason": f"identical pixels to {_others(f.ids, members, k)} "
                                f"({len(members)} copies, group {names[int(inv[k])]})"})
     return flags_frame(rows)
@@ -105,7 +113,8 @@ def near_duplicate(ds, stats) -> pd.DataFrame:
     names = numbered_groups(labels, members_all, "n")
     # Each image's closest partner names the pair a reviewer should open first.
     best: dict[int, tuple[float, int, int]] = {}
-    for i, j, rr, bb in zip(np.concatenate([a, b]), np.concatenate([b, a]), np.tile(r, 2), np.tile(bits, 2)):
+    both_ways = (np.concatenate([a, b]), np.concatenate([b, a]), np.tile(r, 2), np.tile(bits, 2))
+    for i, j, rr, bb in zip(*both_ways, strict=True):
         if int(i) not in best or rr > best[int(i)][0]:
             best[int(i)] = (float(rr), int(j), int(bb))
     rows = []
@@ -114,7 +123,7 @@ def near_duplicate(ds, stats) -> pd.DataFrame:
         g = names[int(labels[i])]
         extra = f", {size} images in group {g}" if size > 2 else f", group {g}"
         rows.append({"image_id": f.ids[i], "detector": "near_duplicate", "group": g,
-                     "score": 0.7 + 0.2 * min(1.0, (rr - NEAR_CORR) / (1 - NEAR_CORR)),
+                     "score": NEAR_SCORE + NEAR_SPAN * min(1.0, (rr - NEAR_CORR) / (1 - NEAR_CORR)),
                      "reason": f"near copy of {f.ids[j]}: same picture after brightness/contrast change "
                                f"(pixel correlation {rr:.3f}, hash {bb}/64 bits apart{extra})"})
     return flags_frame(rows)
@@ -148,6 +157,6 @@ def shared_mask(ds, stats) -> pd.DataFrame:
         size, pics, g = int((mask_label[shared] == lab).sum()), n_pics[lab], names[lab]
         what = "unrelated images" if pics == size else f"images ({pics} different pictures)"
         rows.append({"image_id": f.ids[k], "detector": "shared_mask", "group": g,
-                     "score": 0.6 + 0.37 * min(1.0, np.log(pics) / np.log(50)),
+                     "score": SHARED_SCORE + SHARED_SPAN * min(1.0, np.log(pics) / np.log(SHARED_FULL)),
                      "reason": f"identical mask shared by {size} {what} (group {g})"})
     return flags_frame(rows)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -216,7 +216,7 @@ def _file_parts(ds: SegDataset, ids: list[str], progress: Progress | None, done:
 
     workers = min(8, (os.cpu_count() or 2) * 2)
     with ThreadPoolExecutor(workers) as pool:
-        for k, (image_id, (img, mask, _)) in enumerate(zip(ids, pool.map(ds.load_pair, ids))):
+        for k, (image_id, (img, mask, _)) in enumerate(zip(ids, pool.map(ds.load_pair, ids), strict=True)):
             if img is not None:
                 key = (img.shape, mask is not None)
                 buffers.setdefault(key, []).append((image_id, img, mask))

@@ -6,15 +6,15 @@ A label that a good model disagrees with, confidently, over a region is likely w
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from .base import flags_frame, robust_z
 
-LOW_QUALITY = 0.5  # cleanlab softmin score below which an image is flagged whatever the rest do
-Z_LOW = 4.0        # ... or this many robust SDs below the dataset's median quality
+LOW_QUALITY = 0.5  # softmin quality under 0.5: the model gives the worst-labeled pixels less than even odds
+Z_LOW = 4.0        # ... or this far (robust SDs) under the median: a bad label in a set the model fits poorly
 
 
 def label_quality_from_predictions(labels: np.ndarray, pred_probs: np.ndarray, ids: Sequence[str],

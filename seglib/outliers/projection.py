@@ -16,35 +16,41 @@ from PIL import Image
 
 from .. import cache
 from ..data.dataset import SegDataset
+from ..data.io import ReadError
+from ..data.report import Problem
 from ..stats import DatasetStats
 
-PROJECTION_VERSION = 2
+PROJECTION_VERSION = 3
 THUMB = 16  # thumbnails are THUMB x THUMB: enough for layout and brightness, cheap for thousands
 
 
-def thumbnail_features(ds: SegDataset, ids: list[str], size: int = THUMB) -> np.ndarray:
-    """float32 (N, size*size) greyscale thumbnails in [0, 1]; rows of unreadable images are 0."""
-    def one(image_id: str) -> np.ndarray:
+def thumbnail_features(ds: SegDataset, ids: list[str], size: int = THUMB) -> tuple[np.ndarray, list[Problem]]:
+    """float32 (N, size*size) greyscale thumbnails in [0, 1], and a problem for each image that
+    could not be read (its row is NaN)."""
+    def one(image_id: str) -> tuple[np.ndarray, Problem | None]:
         try:
             img = ds.image(image_id)
-        except Exception:  # reported by the stats pass; a blank row keeps the others aligned
-            return np.zeros(size * size, np.float32)
+        except ReadError as e:
+            why = str(e).split(": ", 1)[-1]
+            return np.full(size * size, np.nan, np.float32), Problem(ds.file_of(image_id), why, "unreadable_image",
+                                                                     image_id)
         grey = Image.fromarray(img).convert("L").resize((size, size), Image.Resampling.BOX)
-        return np.asarray(grey, np.float32).ravel() / 255.0
+        return np.asarray(grey, np.float32).ravel() / 255.0, None
 
     with ThreadPoolExecutor(4) as pool:
         rows = list(pool.map(one, ids))
-    return np.stack(rows) if rows else np.zeros((0, size * size), np.float32)
+    feats = np.stack([r for r, _ in rows]) if rows else np.zeros((0, size * size), np.float32)
+    return feats, [p for _, p in rows if p is not None]
 
 
-def _features(ds: SegDataset, stats: DatasetStats) -> np.ndarray:
-    """Thumbnails and class fractions, each block scaled to unit total variance so neither
-    dominates just because it has more columns."""
-    thumbs = thumbnail_features(ds, stats.ids)
+def _features(thumbs: np.ndarray, stats: DatasetStats, rows: np.ndarray) -> np.ndarray:
+    """Thumbnails and class fractions of the ``rows`` (bool over ``stats.ids``), each block
+    scaled to unit total variance so neither dominates just because it has more columns."""
     frac = stats.per_image.filter(like="frac_")
     # Unlabeled images have no fractions: give them the labeled mean, so that their place on
     # the map comes from how they look, not from a made-up "no classes at all" label.
-    frac = frac.fillna(frac.mean()).fillna(0.0).to_numpy(np.float32)
+    frac = frac.fillna(frac.mean()).fillna(0.0).to_numpy(np.float32)[rows]
+    thumbs = thumbs[rows]
     blocks = []
     for block in (thumbs, frac):
         if block.shape[1] == 0:
@@ -56,19 +62,29 @@ def _features(ds: SegDataset, stats: DatasetStats) -> np.ndarray:
 
 
 def projection(ds: SegDataset, stats: DatasetStats, seed: int = 0, use_cache: bool = True) -> pd.DataFrame:
-    """DataFrame (index image_id in ``stats.ids`` order) with float columns pc1, pc2."""
+    """DataFrame (index image_id in ``stats.ids`` order) with float columns pc1, pc2.
+
+    An image that cannot be read any more (it changed since the statistics pass) has NaN
+    coordinates and is reported on ``ds`` (``ds.report``, ``record_problems``), like the
+    statistics pass reports its problems; the others are placed without it."""
     key = f"{ds.fingerprint()}-v{PROJECTION_VERSION}-s{seed}"
     hit = cache.load("projection", key) if use_cache else None
     if hit is not None and list(hit["meta"]["ids"]) == list(stats.ids):
-        coords = hit["coords"]
+        coords, problems = hit["coords"], [Problem(**p) for p in hit["meta"]["problems"]]
     else:
-        coords = _pca2(_features(ds, stats), seed)
-        cache.save("projection", key, {"coords": coords}, meta={"ids": list(stats.ids)})
+        thumbs, problems = thumbnail_features(ds, stats.ids)
+        ok = ~np.isnan(thumbs).any(1)
+        coords = np.full((len(stats.ids), 2), np.nan, np.float32)
+        coords[ok] = _pca2(_features(thumbs, stats, ok), seed)
+        cache.save("projection", key, {"coords": coords},
+                   meta={"ids": list(stats.ids), "problems": [p.to_dict() for p in problems]})
+    if problems:
+        ds.record_problems(problems)
     return pd.DataFrame(coords, columns=["pc1", "pc2"], index=pd.Index(stats.ids, name="image_id"))
 
 
 def _pca2(x: np.ndarray, seed: int) -> np.ndarray:
-    """float32 (N, 2); degenerate inputs (under 2 images or features) give zeros."""
+    """float32 (N, 2); fewer than 2 images or features leave nothing to project: all at 0."""
     if len(x) < 2 or x.shape[1] < 2:
         return np.zeros((len(x), 2), np.float32)
     from sklearn.decomposition import PCA

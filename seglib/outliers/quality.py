@@ -15,13 +15,23 @@ from ..data.classmap import UNKNOWN_INDEX
 from .base import detector, flags_frame, robust_z, z_score
 from .features import Features, aligned, features_for
 
-MIN_FOR_BANDS = 20     # dataset-relative rules need at least this many images
-Z_FLAG = 6.0           # robust SDs from the median before a measure counts as unusual
-CLIPPED = 0.5          # share of pixels at the ends of the range that makes an image saturated
-LAYOUT_MIN = 50        # labeled masks needed to learn where each class usually is
-LAYOUT_RARE_P = 0.02   # a pixel is "out of place" if its class covers this little of that spot
-LAYOUT_FLAG = 0.08     # ... and at least this share of the mask is out of place
+MIN_FOR_BANDS = 20     # dataset-relative rules need this many images: a median and MAD of fewer are noise
+Z_FLAG = 6.0           # robust SDs from the median: far out, since a false flag costs a reviewer's time
+CLIPPED = 0.5          # half the pixels at the ends of the range: the picture is mostly gone, not just contrasty
+LAYOUT_MIN = 50        # labeled masks needed before "where a class usually is" means anything
+LAYOUT_RARE_P = 0.02   # a pixel is "out of place" if its class covers that spot in under 2% of masks
+LAYOUT_FLAG = 0.08     # ... and this share of the mask is out of place: a few stray pixels are border noise
 PIECES_Z = 8.0         # piece counts are heavy-tailed in real masks: flag only far out
+
+# Scores (0..1, higher = look first), by how sure each rule is that the image is unusable as it is.
+BLANK_SCORE = 1.0            # a constant image holds no picture at all: the surest finding of any detector
+CLIPPED_SCORE = 0.75         # mostly white: the picture is largely lost (+0.2 x the clipped share)
+CRUSHED_SCORE = 0.7          # mostly black: as lost, but dark scenes exist more often than white ones (+0.2 x share)
+NEARLY_BLANK_SCORE = 0.9     # one grey level on 98% of pixels: a blank frame with a little noise or text
+ODD_SIZE_SCORE = 0.4         # a rare size may be legitimate (a crop, another camera): worth a look, no more
+SINGLE_CLASS_SCORE = 0.7     # one class on every pixel, where nearly all masks have several: likely a lost label
+MISSING_CLASS_SCORE = 0.55   # a class that 99% of masks have is absent: often a labeling slip, sometimes real
+LAYOUT_SCORE, LAYOUT_SPAN = 0.5, 0.4  # classes where they never are: 0.5, up to 0.9 when 30% of the mask is
 
 _MEASURES = {  # feature -> (words, unit format)
     "mean": ("brightness (mean {v:.0f})", "{v:.0f}"),
@@ -36,15 +46,16 @@ def _blank_or_clipped(f: Features, inten: np.ndarray, k: int, med_low: float, me
     if std < 0.5:
         what = f"constant value {int(lo)}" if lo == hi else f"values {int(lo)}-{int(hi)}"
         state = "saturated, white" if mean >= 250 else "blank"
-        return 1.0, f"std {std:.1f}, image is {state} ({what})"
+        return BLANK_SCORE, f"std {std:.1f}, image is {state} ({what})"
     if f.high[k] >= CLIPPED and med_high < 0.05:
-        return 0.75 + 0.2 * float(f.high[k]), (f"{f.high[k]:.0%} of pixels clipped to white (>= 253), image is "
-                                               f"saturated (dataset median {med_high:.0%})")
+        return CLIPPED_SCORE + 0.2 * float(f.high[k]), (f"{f.high[k]:.0%} of pixels clipped to white (>= 253), "
+                                                        f"image is saturated (dataset median {med_high:.0%})")
     if f.low[k] >= CLIPPED and med_low < 0.05:
-        return 0.7 + 0.2 * float(f.low[k]), (f"{f.low[k]:.0%} of pixels crushed to black (<= 2) "
-                                             f"(dataset median {med_low:.0%})")
+        return CRUSHED_SCORE + 0.2 * float(f.low[k]), (f"{f.low[k]:.0%} of pixels crushed to black (<= 2) "
+                                                       f"(dataset median {med_low:.0%})")
     if f.mode_frac[k] >= 0.98:
-        return 0.9, f"{f.mode_frac[k]:.0%} of pixels have the value {int(f.mode_value[k])}, image is nearly blank"
+        return NEARLY_BLANK_SCORE, (f"{f.mode_frac[k]:.0%} of pixels have the value {int(f.mode_value[k])}, "
+                                    "image is nearly blank")
     return None
 
 
@@ -85,7 +96,7 @@ def image_stats(ds, stats) -> pd.DataFrame:
                 found = z_score(z), (f"{words.format(v=values[m][k])} is {abs(z):.1f} robust SDs "
                                      f"{'above' if z > 0 else 'below'} the dataset median ({med})")
         if found is None and k in odd:
-            found = 0.4, odd[k]
+            found = ODD_SIZE_SCORE, odd[k]
         if found is not None:
             rows.append({"image_id": f.ids[k], "detector": "image_stats", "score": found[0], "reason": found[1],
                          "group": None})
@@ -130,7 +141,7 @@ def _layout_rare(f: Features, lab: np.ndarray, names: dict[int, str]) -> dict[in
 def _label_findings(f: Features, stats) -> dict[int, list[tuple[float, str]]]:
     lab = f.labeled
     n_lab = int(lab.sum())
-    names = dict(zip(stats.class_map.ids, stats.class_map.names))
+    names = dict(zip(stats.class_map.ids, stats.class_map.names, strict=True))
     counts = aligned(stats, f, "counts").copy()
     counts[:, UNKNOWN_INDEX] = 0
     present = counts > 0
@@ -143,13 +154,14 @@ def _label_findings(f: Features, stats) -> dict[int, list[tuple[float, str]]]:
         several = 1 - single.sum() / n_lab
         for k in np.flatnonzero(single):
             c = int(present[k].argmax())
-            add(k, 0.7, f"mask is 100% {names.get(c, c)}, while {several:.1%} of masks hold several classes")
+            add(k, SINGLE_CLASS_SCORE,
+                f"mask is 100% {names.get(c, c)}, while {several:.1%} of masks hold several classes")
     share = present[lab].mean(0)
     for c in np.flatnonzero(share >= 0.99) if n_lab >= 100 else []:
         for k in np.flatnonzero(lab & ~present[:, c] & ~single):
-            add(k, 0.55, f"no {names.get(int(c), c)}, which {share[c]:.1%} of masks have")
+            add(k, MISSING_CLASS_SCORE, f"no {names.get(int(c), c)}, which {share[c]:.1%} of masks have")
     for k, (s, words) in _layout_rare(f, lab, names).items():
-        add(k, 0.5 + 0.4 * min(1.0, s / 0.3), words)
+        add(k, LAYOUT_SCORE + LAYOUT_SPAN * min(1.0, s / 0.3), words)
     pieces = f.fragments.sum(1).astype(np.float64)
     z = np.zeros(len(f))
     z[lab] = robust_z(pieces[lab])

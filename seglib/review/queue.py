@@ -56,8 +56,8 @@ def rows_in_groups(all_rows: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFra
     if "group" not in all_rows:
         return selected
     has = selected["group"].notna() & (selected["group"].astype(str) != "")
-    pairs = set(zip(selected.loc[has, "detector"], selected.loc[has, "group"].astype(str)))
-    in_group = [(d, str(g)) in pairs for d, g in zip(all_rows["detector"], all_rows["group"])]
+    pairs = set(zip(selected.loc[has, "detector"], selected.loc[has, "group"].astype(str), strict=True))
+    in_group = [(d, str(g)) in pairs for d, g in zip(all_rows["detector"], all_rows["group"], strict=True)]
     return pd.concat([all_rows[in_group], selected]).drop_duplicates(["image_id", "detector"])
 
 

@@ -143,7 +143,7 @@ class ReviewStore:
         who = who or current_user()
         rows = [{"dataset": key, "image_id": i, "state": state, "reason": str(r or ""), "note": note or "",
                  "detector": d, "score": None if s is None or pd.isna(s) else float(s), "who": who, "at": now}
-                for i, r, d, s in zip(ids, reasons, dets, scores)]
+                for i, r, d, s in zip(ids, reasons, dets, scores, strict=True)]
         with self._write() as conn:
             conn.execute(events.insert(), rows)
         return n
@@ -222,7 +222,7 @@ class ReviewStore:
     def states(self, key: str) -> dict[str, str]:
         """{image_id: state} for every image with a current state (cleared ones absent)."""
         d = self.decisions(key)
-        return dict(zip(d["image_id"], d["state"]))
+        return dict(zip(d["image_id"], d["state"], strict=True))
 
     def counts(self, key: str) -> dict[str, int]:
         """Images per state: flagged, keep, exclude, relabel (zeros included)."""

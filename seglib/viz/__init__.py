@@ -2,8 +2,20 @@
 re-exported here) and plotly figures (:mod:`.plots`, imported on its own: ``from seglib.viz import plots``)."""
 from __future__ import annotations
 
-from .draw import (MODES, View, colorize, contours, encode, legend_html, overlay, render, thumbnail, thumbnail_pair,
-                   tile, to_rgb)
+from .draw import (
+    MODES,
+    View,
+    colorize,
+    contours,
+    encode,
+    legend_html,
+    overlay,
+    render,
+    thumbnail,
+    thumbnail_pair,
+    tile,
+    to_rgb,
+)
 
 __all__ = ["MODES", "View", "colorize", "contours", "encode", "legend_html", "overlay", "render", "thumbnail",
            "thumbnail_pair", "tile", "to_rgb"]

@@ -94,14 +94,18 @@ def fraction_histograms_figure(per_image: pd.DataFrame, class_map: ClassMap, cla
     cols = max(1, min(cols, len(class_ids)))
     rows = max(1, -(-len(class_ids) // cols))
     names = [class_map.name_of(c) for c in class_ids]
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, vertical_spacing=0.5 / max(rows, 1) if rows > 1 else 0.1)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names,
+                        vertical_spacing=0.5 / max(rows, 1) if rows > 1 else 0.1)
     for k, cid in enumerate(class_ids):
         col = f"frac_{cid}"
         values = per_image[col].to_numpy(np.float64) if col in per_image else np.zeros(0)
         values = values[np.nan_to_num(values) > 0]
         # Each panel spans 0..its largest share: a class under 1% would be one bar on 0..100%.
         hi = _nice_ceiling(float(values.max())) if len(values) else 1.0
-        counts, edges = _bins(values, bins, 0.0, hi) if len(values) else (np.zeros(bins, int), np.linspace(0, 1, bins + 1))
+        if len(values):
+            counts, edges = _bins(values, bins, 0.0, hi)
+        else:
+            counts, edges = np.zeros(bins, int), np.linspace(0, 1, bins + 1)
         color = bar_color(class_map.by_id(cid).color) if cid in class_map.ids else "#888888"
         fig.add_trace(go.Bar(
             x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges), marker_color=color, name=names[k],
@@ -123,7 +127,8 @@ def stat_histogram_figure(per_image: pd.DataFrame, column: str, bins: int = 30, 
     fig = go.Figure(go.Bar(
         x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges), marker_color="#4363D8",
         customdata=_range_custom(column, edges, counts),
-        hovertemplate=f"{label} in [%{{customdata[2]:,.4g}}, %{{customdata[3]:,.4g}}]<br>%{{y:,}} images<extra></extra>"))
+        hovertemplate=f"{label} in [%{{customdata[2]:,.4g}}, %{{customdata[3]:,.4g}}]<br>%{{y:,}} images"
+                      "<extra></extra>"))
     fig.update_layout(title=f"Images by {label}", xaxis_title=label, yaxis_title="images", bargap=0.05,
                       height=300, margin=_MARGIN, clickmode="event+select")
     return fig
@@ -138,7 +143,8 @@ def cooccurrence_figure(cooc: pd.DataFrame, normalize: bool = False) -> go.Figur
     fig = go.Figure(go.Heatmap(z=z, x=list(cooc.columns), y=list(cooc.index), text=text, texttemplate="%{text}",
                                colorscale="Blues", customdata=counts,
                                hovertemplate="%{y} & %{x}: %{customdata:,} images<extra></extra>"))
-    fig.update_layout(title="Class co-occurrence" + (" (share of the row class's images)" if normalize else " (images)"),
+    which = " (share of the row class's images)" if normalize else " (images)"
+    fig.update_layout(title="Class co-occurrence" + which,
                       yaxis_autorange="reversed", height=120 + 40 * len(cooc), margin=_MARGIN)
     return fig
 
@@ -185,7 +191,10 @@ def map_figure(table: pd.DataFrame, x: str, y: str, color: str) -> go.Figure:
     (``x``, ``y``), one go.Scatter per value of the ``color`` column ("review state" in
     :data:`STATE_COLORS`, or "detector"); SVG, so points are DOM elements; customdata = image id."""
     fig = go.Figure()
-    order = list(STATE_COLORS) if color == "review state" else sorted(table[color].unique(), key=lambda v: v != NO_DETECTOR)
+    if color == "review state":
+        order = list(STATE_COLORS)
+    else:
+        order = sorted(table[color].unique(), key=lambda v: v != NO_DETECTOR)
     for cat in order:
         part = table[table[color] == cat]
         if part.empty:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-
 from playwright.sync_api import expect
 
 from .conftest import assert_no_exception, shot, wait_for_app
