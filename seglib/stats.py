@@ -20,8 +20,9 @@ import pandas as pd
 
 from . import cache
 from .data.classmap import UNKNOWN_INDEX, ClassMap
-from .data.dataset import NpzDataset, SegDataset
+from .data.dataset import SegDataset
 from .data.io import to_uint8
+from .data.npz import NpzDataset
 from .data.report import Problem
 
 STATS_VERSION = 4

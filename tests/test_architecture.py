@@ -121,6 +121,7 @@ def test_cycle_finder_finds_a_cycle():
 def test_relative_imports_are_resolved():
     graph = _graph()
     assert "seglib.data.dataset" in graph["seglib.data"]             # from .dataset import ...
+    assert "seglib.data.npz" in graph["seglib.data.open"]            # from .npz import NpzDataset
     assert "seglib.paths" in graph["seglib.cache"]                   # from .paths import cache_dir
     assert "seglib.data" not in graph["seglib.data.io"]              # its own package is already running
 

@@ -226,7 +226,7 @@ def test_lazy_open_of_many_files_reads_few_pixels(tmp_path, monkeypatch):
     for i in range(10_000):
         img.save(tmp_path / "images" / f"{i}.png")
         img.save(tmp_path / "masks" / f"{i}.png")
-    import seglib.data.dataset as dsmod
+    import seglib.data.folder as dsmod
     reads = {"mask": 0, "image": 0}
     orig_mask = dsmod.read_mask_file
     monkeypatch.setattr(dsmod, "read_mask_file", lambda p: reads.__setitem__("mask", reads["mask"] + 1) or orig_mask(p))

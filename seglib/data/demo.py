@@ -49,7 +49,8 @@ def _terrain_masks(rng: np.random.Generator, n: int) -> np.ndarray:
     wave = _smooth_field(rng, n, (2, 6))[:, :1, :] * 4.0  # one row of smooth noise per image
     masks = np.zeros((n, H, W), np.uint8)
     fields = np.stack([_smooth_field(rng, n, (3, 5)) for _ in range(3)], axis=1)  # (n, 3, H, W)
-    bias = rng.normal(0, 0.6, (n, 3, 1, 1)).astype(np.float32) + np.array([0.35, 0.0, -0.1], np.float32)[None, :, None, None]
+    bias = (rng.normal(0, 0.6, (n, 3, 1, 1)).astype(np.float32)
+            + np.array([0.35, 0.0, -0.1], np.float32)[None, :, None, None])
     ground = np.argmax(fields + bias, axis=1).astype(np.uint8) + 1
     below = yy > horizon + wave
     masks[below] = ground[below]

@@ -1,4 +1,5 @@
-"""Find image/mask pairs in a folder tree.
+"""Folder datasets: find image/mask pairs in a folder tree (:func:`scan_folder`) and serve
+them (:class:`FolderDataset`).
 
 Recognised layouts (at any depth, several side by side):
   images/ + masks/   (also image/ + label/, img/ + labels/, JPEGImages/ + SegmentationClass/ ...)
@@ -15,7 +16,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .io import IMAGE_EXTENSIONS
+import numpy as np
+
+from .classmap import ClassInfo, ClassMap, rgb_to_hex
+from .dataset import CLASS_MAP_FILE, SegDataset, digest, file_state
+from .io import IMAGE_EXTENSIONS, ReadError, read_image, read_mask_file
 from .report import Report
 
 IMAGE_DIR_NAMES = {"images", "image", "imgs", "img", "jpegimages", "inputs", "input", "rgb", "frames"}
@@ -170,3 +175,103 @@ def scan_folder(root: str | Path, report: Report) -> list[Sample]:
 def natural_key(image_id: str) -> tuple:
     """'img10' sorts after 'img9'; numbers before words at the same place."""
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in re.split(r"(\d+)", image_id) if p)
+
+
+# --- the dataset --------------------------------------------------------------------------
+class FolderDataset(SegDataset):
+    kind = "folder"
+
+    def __init__(self, root: Path, class_map_path: Path | None = None):
+        super().__init__(root)
+        self.samples: dict[str, Sample] = {}
+        for s in scan_folder(root, self.report):
+            self.samples[s.image_id] = s
+        self._ids = list(self.samples)
+        self._labeled = {i: s.labeled for i, s in self.samples.items()}
+        self.class_map_path = class_map_path or root / CLASS_MAP_FILE
+        self._init_classes()
+
+    def file_of(self, image_id: str, what: str = "image") -> str:
+        s = self.samples[image_id]
+        return str(s.mask_path if what == "mask" else s.image_path)
+
+    def image(self, image_id: str) -> np.ndarray:
+        return read_image(self.samples[image_id].image_path)
+
+    def raw_mask(self, image_id: str) -> tuple[np.ndarray, str]:
+        raw, mode, _ = read_mask_file(self.samples[image_id].mask_path)
+        return raw, mode
+
+    def fingerprint(self) -> str:
+        parts = [self.kind, file_state(self.class_map_path)]
+        for s in self.samples.values():
+            parts.append(file_state(s.image_path))
+            if s.mask_path:
+                parts.append(file_state(s.mask_path))
+        return digest(parts)
+
+    def _sample_masks(self, k: int = 16) -> list[tuple[np.ndarray, str, list | None]]:
+        labeled = self.labeled_ids
+        if not labeled:
+            return []
+        idx = np.unique(np.linspace(0, len(labeled) - 1, min(k, len(labeled))).round().astype(int))
+        out = []
+        for i in idx:
+            try:
+                out.append(read_mask_file(self.samples[labeled[i]].mask_path))
+            except ReadError:
+                continue  # reported by the full pass
+        return out
+
+    def _init_classes(self) -> None:
+        """Recognise the mask encoding from a sample and set up the class map."""
+        given = None
+        if self.class_map_path.exists():
+            try:
+                given = ClassMap.load(self.class_map_path)
+            except ValueError as e:
+                self.report.add(self.class_map_path, f"{str(e).split(': ', 1)[-1]}; names and colours made up instead",
+                                "bad_class_map", excluded=False)
+        sample = self._sample_masks()
+        modes = {m for _, m, _ in sample}
+        if "RGB" in modes:
+            self.encoding = "rgb"
+        elif "P" in modes:
+            self.encoding = "palette"
+        else:
+            values = set()
+            for raw, _, _ in sample:
+                values.update(np.unique(raw).tolist())
+            is_binary = values <= {0, 255} and 255 in values
+            if is_binary and (given is None or max(given.ids) <= 1):
+                self.encoding = "binary"
+        if given is not None:
+            self.set_class_map(given)
+            return
+        self.set_class_map(_infer_class_map(sample, self.encoding))
+
+
+def _infer_class_map(sample, encoding: str) -> ClassMap:
+    if encoding == "binary":
+        return ClassMap.default([0, 1], {0: "background", 1: "foreground"})
+    if encoding == "rgb":
+        counts: dict[tuple, int] = {}
+        for raw, mode, _ in sample:
+            if mode != "RGB":
+                continue
+            cols, n = np.unique(raw.reshape(-1, 3), axis=0, return_counts=True)
+            for c, k in zip(map(tuple, cols), n, strict=True):
+                counts[c] = counts.get(c, 0) + int(k)
+        # Black first (usually background), then by frequency: stable, readable ids.
+        order = sorted(counts, key=lambda c: (c != (0, 0, 0), -counts[c], c))
+        return ClassMap([ClassInfo(i, f"class_{i}", rgb_to_hex(c)) for i, c in enumerate(order[:254])], True)
+    ids: set[int] = set()
+    palette = None
+    for raw, _mode, pal in sample:
+        ids.update(int(v) for v in np.unique(raw) if 0 <= v < 255)
+        palette = palette or pal
+    cm = ClassMap.default(ids or [0])
+    if palette:
+        cm = ClassMap([ClassInfo(c.id, c.name, rgb_to_hex(palette[c.id]) if c.id < len(palette) else c.color)
+                       for c in cm], True)
+    return cm

@@ -21,8 +21,9 @@ import scipy.fftpack
 
 from ..cache import LRU
 from ..data.classmap import UNKNOWN_INDEX
-from ..data.dataset import NpzDataset, SegDataset
+from ..data.dataset import SegDataset
 from ..data.io import to_uint8
+from ..data.npz import NpzDataset
 
 THUMB = 32          # thumbnail side: hashes, correlations and the label layout grid use it
 CHUNK = 1024

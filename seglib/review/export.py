@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.dataset import CLASS_MAP_FILE, FolderDataset, NpzDataset, SegDataset
+from ..data.dataset import CLASS_MAP_FILE, SegDataset
+from ..data.folder import FolderDataset
+from ..data.npz import NpzDataset
 from .store import COLUMNS, ReviewStore
 
 
