@@ -1,11 +1,11 @@
 """Training engine vs a bare PyTorch loop: throughput and quality, same model/data/batch/process.
 
-    .venv/bin/python bench/bench_train.py                 # 600 demo images, 3 epochs each, CPU
+    .venv/bin/python bench/bench_train.py                 # 600 demo images, 3 epochs, 3 seeds, CPU
     .venv/bin/python bench/bench_train.py --n 2600 --epochs 8 --device cuda
     .venv/bin/python bench/bench_train.py --defaults      # + default config and a SegFormer on the demo
 
 Prints images/s of both loops and their ratio (engine / bare, want >= 0.95), and the validation
-mIoU of both on the same split (want |difference| <= 0.02). The bare loop is what a notebook
+mIoU of both on the same split, averaged over seeds (want |difference| <= 0.02). The bare loop is what a notebook
 does: a shuffled DataLoader, an smp model, smp's focal + dice losses, AdamW, argmax, IoU.
 """
 from __future__ import annotations
@@ -87,6 +87,7 @@ def main() -> None:
     ap.add_argument("--encoder", default="resnet18")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seeds", type=int, default=3, help="repeat both loops with this many seeds")
     ap.add_argument("--defaults", action="store_true", help="also train the default config and a SegFormer")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -105,15 +106,23 @@ def main() -> None:
 
     # Warm up both paths once (first convolutions allocate and pick kernels).
     bare_loop(ds, train_ids[: args.batch * 2], val_ids[:4], args.arch, args.encoder, 1, args.batch, args.lr, device, 0)
-    bare_ips, bare_scores = bare_loop(ds, train_ids, val_ids, args.arch, args.encoder, args.epochs, args.batch,
-                                      args.lr, device, 0)
-    eng_ips, last, _ = engine_run(data, train_ids, val_ids, args.arch, args.encoder, args.epochs, args.batch, args.lr,
-                                  device, 0, tmp / "run-engine")
-    bare_miou, bare_no_bg = bare_scores["miou"], bare_scores["miou_no_bg"]
-    print(f"bare loop : {bare_ips:7.1f} img/s   val mIoU {bare_miou:.4f}  (no bg {bare_no_bg:.4f})")
-    print(f"engine    : {eng_ips:7.1f} img/s   val mIoU {last['miou']:.4f}  (no bg {last['miou_no_bg']:.4f})")
-    print(f"throughput ratio engine/bare = {eng_ips / bare_ips:.3f}   (want >= 0.95)")
-    print(f"mIoU difference engine-bare = {last['miou'] - bare_scores['miou']:+.4f}   (want within 0.02)")
+    bare, eng = [], []
+    for seed in range(args.seeds):  # short runs vary with the seed: compare means, not one draw
+        ips, sc = bare_loop(ds, train_ids, val_ids, args.arch, args.encoder, args.epochs, args.batch, args.lr,
+                            device, seed)
+        bare.append((ips, sc["miou"], sc["miou_no_bg"]))
+        ips, last, _ = engine_run(data, train_ids, val_ids, args.arch, args.encoder, args.epochs, args.batch,
+                                  args.lr, device, seed, tmp / f"run-engine-{seed}")
+        eng.append((ips, last["miou"], last["miou_no_bg"]))
+        print(f"seed {seed}: bare {bare[-1][0]:6.1f} img/s mIoU {bare[-1][1]:.4f} | "
+              f"engine {eng[-1][0]:6.1f} img/s mIoU {eng[-1][1]:.4f}", flush=True)
+    b, e = np.array(bare), np.array(eng)
+    print(f"bare loop : {b[:, 0].mean():7.1f} img/s   val mIoU {b[:, 1].mean():.4f} +- {b[:, 1].std():.4f}  "
+          f"(no bg {b[:, 2].mean():.4f})")
+    print(f"engine    : {e[:, 0].mean():7.1f} img/s   val mIoU {e[:, 1].mean():.4f} +- {e[:, 1].std():.4f}  "
+          f"(no bg {e[:, 2].mean():.4f})")
+    print(f"throughput ratio engine/bare = {e[:, 0].mean() / b[:, 0].mean():.3f}   (want >= 0.95)")
+    print(f"mean mIoU difference engine-bare = {e[:, 1].mean() - b[:, 1].mean():+.4f}   (want within 0.02)")
 
     if args.defaults:
         for label, over in [("default (Unet/resnet18, focal+dice, oversample rare)", {}),

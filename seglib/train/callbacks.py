@@ -69,11 +69,10 @@ class ProgressBar(Callback):
     def on_step_end(self, step):
         from tqdm import tqdm
 
-        if self.bar is None or step["step"] == 1:
-            if self.bar is not None:
-                self.bar.close()
-            self.bar = tqdm(total=step["steps"], desc=f"epoch {step['epoch']}", unit="batch", leave=False)
-        self.bar.update(1)
+        if self.bar is None:
+            self.bar = tqdm(total=step["steps"], desc=f"epoch {step['epoch']}/{step['epochs']}", unit="batch",
+                            leave=False)
+        self.bar.update(step["step"] - self.bar.n)  # the engine reports every few steps
         self.bar.set_postfix(loss=f"{step['loss']:.4f}", lr=f"{step['lr']:.2e}")
 
     def on_epoch_end(self, record):

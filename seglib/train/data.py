@@ -18,7 +18,7 @@ from ..data import open_dataset
 from ..data.classmap import ClassMap
 from ..data.torch_dataset import SegTorchDataset
 from ..metrics import IGNORE_INDEX
-from ..sampling import sample_weights
+from ..sampling import rarest_classes, sample_weights
 from ..stats import DatasetStats, compute_stats
 from .config import ConfigError, TrainConfig
 from .split import stratified_split
@@ -93,8 +93,7 @@ def prepare_data(cfg: TrainConfig, log=print) -> TrainData:
     train_pixels = train_counts.sum(0).astype(np.float64)
     classes = cfg.sampler_classes
     if cfg.sampler == "oversample" and classes is None:
-        present = [c for c in scored if c != background and (train_counts[:, c] > 0).any()] or scored
-        classes = [min(present, key=lambda c: (train_counts[:, c] > 0).sum())]  # the rarest by images
+        classes = rarest_classes(stats, 1)  # the Augment page's default too
     weights = sample_weights(stats, train_ids, cfg.sampler, classes or (), cfg.sampler_factor)
     in_channels = int(stats.shape[[row[i] for i in usable], 2].max())
     in_channels = 3 if in_channels >= 3 else 1
