@@ -14,10 +14,10 @@ import os
 import sys
 from pathlib import Path
 
-from . import augment, data, outliers, review, train
+from . import augment, data, outliers, predict, review, train
 from .common import CliError
 
-AREAS = (data, outliers, review, augment, train)
+AREAS = (data, outliers, review, augment, train, predict)
 DESCRIPTION = "Review, clean and augment semantic-segmentation datasets; train and compare models."
 
 

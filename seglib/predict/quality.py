@@ -1,0 +1,122 @@
+"""Label quality from out-of-sample predictions: cleanlab on a run's own validation images.
+
+A model that never saw an image and still disagrees with its label, confidently, over a region,
+points at a label worth a second look. cleanlab ranks the images (``get_label_quality_scores``,
+through :func:`seglib.outliers.label_quality_from_predictions`) and finds the suspicious pixels
+(``cleanlab.segmentation.filter.find_label_issues``, confident learning).
+
+>>> lq = label_quality(ds, member)        # the run's validation images, cached
+>>> lq.table.head()                       # image_id, detector, reason, score, quality, issue_share, suggested
+>>> lq.issues("00012")                    # bool (H, W): the pixels whose label looks wrong
+>>> flag_detections(store, dataset_key(ds), lq.table[lq.table.suggested])   # into the review queue
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import cache
+from ..outliers.label_quality import LOW_QUALITY, label_quality_from_predictions
+from .members import Layout, Member, dataset_layout
+from .run import PREDICT_VERSION, digest, probs_batches, resolve_device
+
+
+@dataclass
+class LabelQuality:
+    table: pd.DataFrame        # one row per image, most suspicious first (flag-table columns + extras)
+    shapes: dict[str, tuple[int, int]]
+    packed: dict[str, np.ndarray]   # id -> np.packbits of the issue mask
+    member: str
+
+    def issues(self, image_id: str) -> np.ndarray:
+        """bool (H, W): pixels cleanlab finds mislabeled."""
+        h, w = self.shapes[image_id]
+        return np.unpackbits(self.packed[image_id], count=h * w).astype(bool).reshape(h, w)
+
+
+def label_quality(ds, member: Member, ids: Sequence[str] | None = None, *, tta: bool = False,
+                  device: str | torch.device = "auto", batch_size: int = 16, layout: Layout | None = None,
+                  fingerprint: str | None = None, use_cache: bool = True, progress=None) -> LabelQuality:
+    """Rank ``ids`` (default: the run's own validation images, those it never trained on) by
+    label quality. Images of different sizes are ranked per size (cleanlab needs one array).
+
+    Table columns: image_id, detector ("label_quality"), reason, score (1 - quality), group,
+    quality, issue_share (share of the image's pixels cleanlab finds mislabeled), suggested
+    (quality under ``LOW_QUALITY``: worth sending to the review queue).
+
+    Raises ValueError when there is no labeled image to rank."""
+    layout = layout or dataset_layout(ds)
+    labeled = set(ds.labeled_ids)
+    ids = [i for i in (member.val_ids if ids is None else ids) if i in labeled]
+    if not ids:
+        raise ValueError(f"{member.name}: none of its validation images is a labeled image of {ds.source}")
+    key = digest(PREDICT_VERSION, "label_quality", fingerprint or ds.fingerprint(), ids, bool(tta), member.identity)
+    hit = cache.load("label_quality", key) if use_cache else None
+    if hit is not None:
+        return _from_cache(hit, member.name)
+    device = resolve_device(device)
+    model = member.load(device)
+    groups: dict[tuple[int, int], dict[str, list]] = {}
+    for batch, probs in probs_batches(ds, {member.name: model}, ids, layout, tta, batch_size, device, progress):
+        if batch.masks is None:
+            continue
+        g = groups.setdefault(tuple(batch.masks.shape[1:]), {"ids": [], "labels": [], "probs": []})
+        p = probs[member.name].cpu()
+        y = batch.masks.cpu()
+        y = torch.where(y < layout.num_classes, y, p.argmax(1))  # unknown pixels: never an issue
+        g["ids"] += batch.ids
+        g["labels"].append(y.numpy())
+        g["probs"].append(p.numpy())
+    tables, shapes, packed = [], {}, {}
+    for (h, w), g in groups.items():
+        labels, probs = np.concatenate(g["labels"]), np.concatenate(g["probs"])
+        tables.append(_rank(labels, probs, g["ids"]))
+        for i, m in zip(g["ids"], _issues(labels, probs), strict=True):
+            shapes[i], packed[i] = (h, w), np.packbits(m.reshape(-1))
+    table = pd.concat(tables).sort_values("score", ascending=False, kind="mergesort").reset_index(drop=True)
+    share = {i: float(np.unpackbits(packed[i], count=h * w).mean()) for i, (h, w) in shapes.items()}
+    table["issue_share"] = table["image_id"].map(share)
+    result = LabelQuality(table, shapes, packed, member.name)
+    if use_cache:
+        _save(key, result)
+    return result
+
+
+def _rank(labels: np.ndarray, probs: np.ndarray, ids: list[str]) -> pd.DataFrame:
+    # threshold 0 keeps every image: the page lists them all, most suspicious first.
+    table = label_quality_from_predictions(labels, probs, ids, threshold=0.0)
+    table["quality"] = 1.0 - table["score"]
+    table["suggested"] = table["quality"] < LOW_QUALITY
+    return table
+
+
+def _issues(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    from cleanlab.segmentation.filter import find_label_issues
+
+    # n_jobs=1: no worker processes inside the app's server; verbose off: no prints.
+    return find_label_issues(labels.astype(np.int64), probs, n_jobs=1, verbose=False)
+
+
+def _save(key: str, lq: LabelQuality) -> None:
+    ids = list(lq.shapes)
+    arrays = {"shapes": np.array([lq.shapes[i] for i in ids], np.int32).reshape(-1, 2),
+              "sizes": np.array([len(lq.packed[i]) for i in ids], np.int64),
+              "packed": np.concatenate([lq.packed[i] for i in ids]) if ids else np.zeros(0, np.uint8)}
+    cache.save("label_quality", key, arrays, {"ids": ids, "member": lq.member,
+                                               "table": lq.table.to_dict(orient="list")})
+
+
+def _from_cache(hit: dict, name: str) -> LabelQuality:
+    meta = hit["meta"]
+    ids = meta["ids"]
+    ends = np.cumsum(hit["sizes"])
+    starts = ends - hit["sizes"]
+    packed = {i: hit["packed"][s:e] for i, s, e in zip(ids, starts, ends, strict=True)}
+    shapes = {i: tuple(int(v) for v in s) for i, s in zip(ids, hit["shapes"], strict=True)}
+    table = pd.DataFrame(meta["table"])
+    table["suggested"] = table["suggested"].astype(bool)
+    return LabelQuality(table, shapes, packed, meta.get("member", name))

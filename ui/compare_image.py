@@ -1,0 +1,160 @@
+"""The Images section of the Compare page: one image at a time, every column side by side, then
+where two columns disagree, each one's errors against the ground truth, and its confidence or
+entropy; previous / next in the order of the per-image table, or jump to an id."""
+from __future__ import annotations
+
+from html import escape
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from seglib import viz
+from seglib.predict import ORDERS
+from seglib.viz import maps
+
+from .compare import COL_A, COL_B, IMAGE, ORDER, Ctx, P, kept, pair
+
+ALPHA, OUTLINE, CLASSES, MAP_KIND = P + "alpha", P + "outline", P + "classes", P + "map_kind"
+DISPLAY = 512     # longer side of the pictures, px: a 64x128 crop grows 4x by whole pixels (crisp borders)
+
+
+def order_key(ctx: Ctx) -> str:
+    """The current order (set in the Per image section); label orders fall back without labels."""
+    key = st.session_state.get(ORDER) or ("a_beats_b" if ctx.cmp.has_labels else "disagreement")
+    if ORDERS.get(key, ("", True))[1] and not ctx.cmp.has_labels:
+        key = "disagreement"
+    return key
+
+
+def ordered_ids(ctx: Ctx) -> list[str]:
+    """Every image in the current order: those the order ranks first, then the rest by id."""
+    a, b = pair(ctx)
+    ranked = list(ctx.cmp.ranking(order_key(ctx), a, b).index)
+    seen = set(ranked)
+    return ranked + [i for i in ctx.cmp.ids if i not in seen]
+
+
+def _go(image_id: str) -> None:
+    st.session_state[IMAGE] = image_id
+
+
+def _grow(rgb: np.ndarray) -> np.ndarray:
+    return viz.thumbnail_pair(rgb, None, DISPLAY)[0]
+
+
+def _tile(col, title: str, rgb: np.ndarray, caption: str = "") -> None:
+    col.markdown(f"**{escape(title)}**")
+    col.image(_grow(rgb), width="stretch")
+    if caption:
+        col.caption(caption)
+
+
+def _swatches(items: list[tuple[tuple[int, int, int], str]]) -> str:
+    spans = [f'<span style="white-space:nowrap;margin-right:10px"><span style="display:inline-block;width:11px;'
+             f'height:11px;background:rgb{c};vertical-align:middle;margin-right:3px"></span>{escape(t)}</span>'
+             for c, t in items]
+    return '<div style="font-size:0.8rem;line-height:1.6">' + "".join(spans) + "</div>"
+
+
+def _controls(ctx: Ctx) -> tuple[float, bool, list[int] | None, str]:
+    cmap = ctx.ds.class_map
+    ids = [c for c in ctx.layout.scored if c in cmap.ids] or cmap.ids
+    k1, k2, k3, k4, k5 = st.columns([3, 2, 3, 3, 3], vertical_alignment="bottom")
+    alpha = k1.slider("Mask opacity", 0.0, 1.0, step=0.05, **kept(ALPHA, 0.5))
+    outline = k2.toggle("Class outlines", **kept(OUTLINE, False))
+    a, b = pair(ctx)
+    k3.selectbox("A", ctx.names, **kept(COL_A, a, ctx.names), help="First column of the disagreement and error maps")
+    k4.selectbox("B", ctx.names, **kept(COL_B, b, ctx.names), help="Second column")
+    kind = k5.segmented_control("Map of A", ["confidence", "entropy"], required=True,
+                                **kept(MAP_KIND, "confidence", ["confidence", "entropy"]))
+    p1, p2, p3 = st.columns([10, 1, 1], vertical_alignment="bottom")
+    visible = p1.pills("Classes drawn", ids, selection_mode="multi", format_func=cmap.name_of,
+                       **kept(CLASSES, list(ids)))
+    p2.button("All", key=P + "classes_all", on_click=lambda: st.session_state.update({CLASSES: list(ids)}))
+    p3.button("None", key=P + "classes_none", on_click=lambda: st.session_state.update({CLASSES: []}))
+    drawn = None if set(visible) >= set(ids) else sorted(visible)
+    return float(alpha), bool(outline), drawn, kind or "confidence"
+
+
+def image_section(ctx: Ctx) -> None:
+    cmp, ds = ctx.cmp, ctx.ds
+    order = ordered_ids(ctx)
+    if not order:
+        st.info("No image to show.")
+        return
+    current = st.session_state.get(IMAGE)
+    if current not in order:
+        current = order[0]
+    pos = order.index(current)
+    n1, n2, n3, n4 = st.columns([2, 5, 2, 3], vertical_alignment="center")
+    n1.button("◀ Previous", key=P + "prev", disabled=pos == 0, on_click=_go, args=(order[pos - 1],), width="stretch")
+    n2.markdown(f"<div style='text-align:center'><b>{escape(current)}</b> · {pos + 1} / {len(order)} · "
+                f"{escape(ORDERS[order_key(ctx)][0])}</div>", unsafe_allow_html=True)
+    n3.button("Next ▶", key=P + "next", disabled=pos >= len(order) - 1, on_click=_go,
+              args=(order[min(pos + 1, len(order) - 1)],), width="stretch")
+    n4.selectbox("Jump to image", order, label_visibility="collapsed", placeholder="Jump to an image id…",
+                 **kept(IMAGE, current, order))
+    alpha, outline, visible, kind = _controls(ctx)
+    a, b = pair(ctx)
+    image, truth, problems = ds.load_pair(current)
+    if image is None:
+        st.error("; ".join(p.problem for p in problems) or f"{current} cannot be read")
+        return
+    scores = {n: cmp.image_scores(n) for n in cmp.names}
+    row = cmp.ids.index(current)
+    cmap = ds.class_map
+    tiles = [("Image", viz.to_rgb(image), f"{image.shape[1]}×{image.shape[0]}")]
+    if truth is not None:
+        tiles.append(("Ground truth", viz.render(image, truth, cmap, "overlay", alpha, visible, outline), ""))
+    for name in cmp.names:
+        miou = scores[name]["miou"][row]
+        tiles.append((name, viz.render(image, cmp.mask(name, current), cmap, "overlay", alpha, visible, outline),
+                      f"mIoU {miou:.3f}" if truth is not None and not np.isnan(miou) else "no ground truth"))
+    per_row = min(max(len(tiles), 4), 5)   # the analysis row below shares the tile size
+    _rows(tiles, per_row)
+    st.html(viz.legend_html(cmap, visible))
+
+    ma, mb = cmp.mask(a, current), cmp.mask(b, current)
+    gt = truth if truth is not None else None
+    differ = float(np.mean(ma != mb))
+    analysis = [(f"{a} vs {b}", maps.disagreement_map(image, ma, mb, gt, visible=visible),
+                 f"differ on {differ:.1%} of the pixels")]
+    if gt is not None:
+        for name, m in ((a, ma), (b, mb)):
+            wrong = float(np.mean((m != gt) & (gt != maps.IGNORE)))
+            analysis.append((f"Errors · {name}", maps.error_map(image, gt, m, visible=visible),
+                             f"{wrong:.1%} of the pixels wrong"))
+    col = cmp.columns[a]
+    values = col.confidence_map(current) if kind == "confidence" else col.entropy_map(current)
+    scale = "Viridis" if kind == "confidence" else "Inferno"
+    analysis.append((f"{kind.capitalize()} · {a}", maps.heat_map(values, ma.shape, scale),
+                     f"mean {values.mean():.2f} · " + ("dark = unsure, yellow = sure" if kind == "confidence"
+                                                       else "dark = sure, bright = unsure")))
+    _rows(analysis, per_row)
+    legend = [(maps.A_WINS, f"only {a} right"), (maps.B_WINS, f"only {b} right"),
+              (maps.WRONG, "wrong (both wrong, in the first map)")] if gt is not None else [
+              (maps.DIFFER, f"{a} and {b} differ")]
+    st.html(_swatches(legend))
+    if gt is not None:
+        _class_table(ctx, scores, row)
+
+
+def _rows(tiles: list[tuple[str, np.ndarray, str]], per_row: int) -> None:
+    for start in range(0, len(tiles), per_row):
+        cols = st.columns(per_row)
+        for col, (title, rgb, caption) in zip(cols, tiles[start : start + per_row], strict=False):
+            _tile(col, title, rgb, caption)
+
+
+def _class_table(ctx: Ctx, scores: dict, row: int) -> None:
+    """IoU of each class on this image, one row per column, the best of each class shaded
+    (– : the class is in neither the label nor the prediction)."""
+    lay = ctx.layout
+    table = pd.DataFrame({lay.class_names[c]: [scores[n]["iou"][row, c] for n in ctx.names] for c in lay.scored},
+                         index=pd.Index(ctx.names, name="IoU on this image"))
+    table.insert(0, "mIoU", [scores[n]["miou"][row] for n in ctx.names])
+    best = table.eq(table.max()) & table.notna()
+    shown = table.map(lambda v: "–" if np.isnan(v) else f"{v:.3f}")
+    st.dataframe(shown.style.apply(lambda _: np.where(best, "background-color: #d7ecd9", ""), axis=None),
+                 width="stretch")
