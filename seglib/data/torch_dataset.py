@@ -70,5 +70,6 @@ class SegTorchDataset(Dataset):
 def _image_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 (H, W) or (H, W, C) (or float in [0, 1] after a normalising transform) -> float32 (C, H, W)."""
     arr = image[None] if image.ndim == 2 else np.moveaxis(image, -1, 0)
-    t = torch.from_numpy(np.ascontiguousarray(arr))
-    return t.float().div_(255.0) if t.dtype == torch.uint8 else t.float()
+    # Arrays from PIL are read-only; torch would warn. float32 makes the one copy we need anyway.
+    t = torch.from_numpy(np.require(arr, requirements=("C",)).astype(np.float32))
+    return t.div_(255.0) if image.dtype == np.uint8 else t
