@@ -7,8 +7,6 @@ memory, shared safely by every browser session and training thread of a process.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -17,6 +15,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from .atomic import atomic_write
 from .paths import cache_dir
 
 V = TypeVar("V")
@@ -49,14 +48,11 @@ def save(namespace: str, key: str, arrays: dict, meta: dict | None = None, root:
     payload = dict(arrays)
     if meta is not None:
         payload["__meta__"] = np.array(json.dumps(meta))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
             np.savez(f, **payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
     return path
 
 

@@ -15,13 +15,12 @@ Injected problems (the truth file lists the image ids each one touched):
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ..atomic import atomic_write
 from .dataset import npz_image_id
 
 H, W = 64, 128
@@ -175,17 +174,6 @@ def generate(n: int = 2600, seed: int = 0, n_test: int | None = None):
     return images, masks, test, truth
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def truth_path(npz_path: str | Path) -> Path:
     p = Path(npz_path)
     return p.with_name(p.name[: -len(p.suffix)] + ".truth.json") if p.suffix else p.with_name(p.name + ".truth.json")
@@ -208,8 +196,8 @@ def write_demo(out: str | Path, n: int = 2600, seed: int = 0, n_test: int | None
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
 
-    _atomic_write(out, write_npz)
+    atomic_write(out, write_npz)
     tp = truth_path(out)
-    _atomic_write(tp, lambda tmp: Path(tmp).write_text(json.dumps(truth, indent=1, sort_keys=True)))
+    atomic_write(tp, lambda tmp: Path(tmp).write_text(json.dumps(truth, indent=1, sort_keys=True)))
     return {"path": str(out), "truth": str(tp), "n_images": int(n), "n_test": int(len(test)), "seed": seed,
             "problems": {k: len(v) for k, v in truth.items()}}

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write_bytes
 from ..data.dataset import CLASS_MAP_FILE, SegDataset
 from ..data.folder import FolderDataset
 from ..data.npz import NpzDataset
@@ -36,7 +37,7 @@ def export_flags_csv(store: ReviewStore, key: str, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = flags_frame(store, key).to_csv(index=False)
-    _atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, text.encode("utf-8"))
     return path
 
 
@@ -144,22 +145,11 @@ def _copy_class_map(ds: NpzDataset, out: Path) -> None:
         if cand.exists():
             target = out.with_suffix(".classes.json")
             if cand.resolve() != target.resolve():
-                _atomic_write_bytes(target, cand.read_bytes())
+                atomic_write_bytes(target, cand.read_bytes())
             return
 
 
 # --- helpers -------------------------------------------------------------------------------
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _swap_in(tmp: Path, out: Path, overwrite: bool) -> None:
     """Rename the finished copy into place; an old copy is moved aside first and removed after."""
     old = None

@@ -18,11 +18,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+from ..atomic import atomic_write
 
 CONFIG, STATUS, HISTORY, LOG = "config.json", "status.json", "history.jsonl", "log.txt"
 BEST, LAST = "best.safetensors", "last.safetensors"
@@ -41,20 +42,6 @@ def checkpoints_dir() -> Path:
 
 def new_run_name(arch: str, encoder: str) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{arch}-{encoder}".replace("/", "_")
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(file_path)`` on a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json(path: Path, obj) -> None:
