@@ -13,10 +13,12 @@ from seglib.data.demo import write_demo  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _isolated_data_dir(tmp_path, monkeypatch):
-    """No test touches ~/.seglib or the repo's data/."""
+def _isolated_data_dir(tmp_path, tmp_path_factory, monkeypatch):
+    """No test touches ~/.seglib or the repo's data/. The app may open the tests' temporary
+    folders (they lie outside the default dataset roots); tests of the roots set their own."""
     monkeypatch.setenv("SEGLIB_DATA_DIR", str(tmp_path / "seglib-data"))
     monkeypatch.delenv("SEGLIB_CACHE_DIR", raising=False)
+    monkeypatch.setenv("SEGLIB_DATASET_ROOTS", str(tmp_path_factory.getbasetemp()))
 
 
 @pytest.fixture

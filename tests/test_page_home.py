@@ -73,15 +73,20 @@ def _picker_app():
         st.title(loaded.ds.name)
 
 
+def open_path_in_sidebar(at: AppTest, path) -> AppTest:
+    """Pick "Path on this machine", type ``path`` and press Open."""
+    at.sidebar.radio(key="picker_source").set_value("Path on this machine").run()
+    at.sidebar.text_input(key="picker_path").input(str(path))
+    return at.sidebar.button[0].click().run()
+
+
 def test_picking_a_path_in_the_sidebar_switches_dataset(app_data, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     other = tmp_path / "other.npz"
     write_demo(other, n=50, seed=1, n_test=0)
     at = AppTest.from_function(_picker_app, default_timeout=60).run()
     assert at.title[0].value == "mars_demo"
-    at.sidebar.radio(key="picker_source").set_value("Path on this machine").run()
-    at.sidebar.text_input(key="picker_path").input(str(other))
-    at.sidebar.button[0].click().run()
+    open_path_in_sidebar(at, other)
     assert not at.exception
     assert at.title[0].value == "other"
     assert at.query_params["dataset"] in ([str(other)], str(other))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -108,3 +110,28 @@ def test_export_writes_a_clean_copy(app_data, store, tmp_path):
     assert any(str(out) in x.value for x in at.success)
     at.button(key="review_export_clean").click().run()   # exists now: a clear message, no crash
     assert any("already exists" in e.value for e in at.error)
+
+
+def test_near_copy_threshold_with_a_live_count(app_data, tmp_path):
+    # 40 pictures: rows 10-12 a slow pan (a sequence), row 33 a noisy copy of row 3 (correlation ~0.97)
+    rng = np.random.default_rng(0)
+    pictures = [cv2.resize(rng.uniform(0, 255, (6, 10)).astype(np.float32), (128, 64), interpolation=cv2.INTER_CUBIC)
+                for _ in range(40)]
+    scene = cv2.resize(rng.uniform(0, 255, (6, 10)).astype(np.float32), (160, 64), interpolation=cv2.INTER_CUBIC)
+    for k in range(3):
+        pictures[10 + k] = scene[:, k : k + 128]
+    pictures[33] = pictures[3] + rng.normal(0, 40, pictures[3].shape)
+    images = np.clip(np.stack(pictures) + rng.normal(0, 4, (40, 64, 128)), 0, 255).astype(np.uint8)
+    np.savez(tmp_path / "clip.npz", images=images)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.session_state["review_section"] = "Detectors"
+    at.session_state["dataset_path"] = str(tmp_path / "clip.npz")
+    at = at.run().switch_page(PAGE).run()
+    count = lambda: next(m.value for m in at.markdown if "flagged as near copies" in m.value)  # noqa: E731
+    assert count() == ("**0 images** flagged as near copies in 0 groups · 3 images in 1 sequence of consecutive "
+                       "frames (score 0.3: a video, not copies)")
+    at.slider(key="review_near_threshold").set_value(0.95).run()
+    assert not at.exception
+    assert count().startswith("**2 images** flagged as near copies in 1 group · 3 images in 1 sequence")
+    table = at.dataframe[0].value
+    assert sorted(table[table["group"] == "n1"]["image_id"]) == ["test/00003", "test/00033"]

@@ -14,7 +14,7 @@ from seglib.data.demo import write_demo
 from seglib.review import ReviewStore, default_url
 from seglib.stats import DatasetStats, compute_stats
 
-from . import state
+from . import roots, state
 
 
 @dataclass(frozen=True)
@@ -73,10 +73,15 @@ def current_path() -> str:
 
 
 def current() -> Loaded | None:
-    """The dataset chosen in the sidebar, or None after showing why it cannot be opened."""
-    path = current_path()
+    """The dataset chosen in the sidebar, or None after showing why it cannot be opened.
+
+    The path may come from the URL (``?dataset=``), so it is checked against the dataset roots
+    first; the resolved path (no links or ``..`` left in it) is what opens."""
+    path = roots.allowed(current_path())
+    if path is None:
+        return None
     try:
-        return _load(path, st.session_state.get(state.RELOAD, 0))
+        return _load(str(path), st.session_state.get(state.RELOAD, 0))
     except DatasetError as e:
         st.error(str(e))
         return None

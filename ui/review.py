@@ -9,6 +9,7 @@ import streamlit as st
 
 from seglib import outliers, review, viz
 from seglib.data import SegDataset
+from seglib.outliers.duplicates import MIN_NEAR_CORR, NEAR_CORR, SEQUENCE_SCORE, near_duplicate_summary
 from seglib.outliers.projection import projection
 from seglib.review import tables
 from seglib.stats import DatasetStats
@@ -23,6 +24,7 @@ CHART_GEN = "review_chart_gen"      # int: bumped after flagging, which empties 
 TABLE_GEN = "review_table_gen"      # int: the same for the detector table
 REASON = "review_reason"
 DET_FILTER, DET_MIN_SCORE = "review_det_filter", "review_det_min_score"
+NEAR_THRESHOLD = "review_near_threshold"  # float: pixel correlation a near-copy pair needs
 LAST_ACTION = "review_last_action"  # str: a message shown once after a rerun
 
 SECTIONS = ["Map", "Detectors", "Queue", "Export"]
@@ -67,9 +69,39 @@ def _detections(path: str, fingerprint: str, _ds: SegDataset, _stats: DatasetSta
     return outliers.detect(_ds, _stats)
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def _near_rows(path: str, fingerprint: str, min_corr: float, _ds: SegDataset, _stats: DatasetStats) -> pd.DataFrame:
+    return outliers.detect(_ds, _stats, detectors=["near_duplicate"],
+                           options={"near_duplicate": {"min_corr": min_corr}})
+
+
+def near_threshold() -> float:
+    return float(st.session_state.get(NEAR_THRESHOLD, NEAR_CORR))
+
+
 def detections(ctx: Ctx) -> pd.DataFrame:
-    """Detector rows (image_id, detector, reason, score, group), most suspicious first."""
-    return _detections(ctx.loaded.path, ctx.loaded.fingerprint, ctx.ds, ctx.stats)
+    """Detector rows (image_id, detector, reason, score, group), most suspicious first; the
+    near-duplicate rows at the threshold chosen on the page (only they are recomputed)."""
+    det = _detections(ctx.loaded.path, ctx.loaded.fingerprint, ctx.ds, ctx.stats)
+    if near_threshold() == NEAR_CORR:
+        return det
+    near = _near_rows(ctx.loaded.path, ctx.loaded.fingerprint, near_threshold(), ctx.ds, ctx.stats)
+    return outliers.replace_detector(det, "near_duplicate", near)
+
+
+def near_threshold_control(ctx: Ctx) -> None:
+    """The near-copy threshold with a live count of what it flags."""
+    c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
+    c1.slider("Near-copy threshold (pixel correlation)", MIN_NEAR_CORR, 0.999, NEAR_CORR, 0.001, format="%.3f",
+              key=NEAR_THRESHOLD, help="How alike two pictures must be, after brightness and contrast are evened "
+                                       "out, to count as near copies. Lower finds more (and more false ones).")
+    det = detections(ctx)
+    n = near_duplicate_summary(det[det["detector"] == "near_duplicate"])
+    plural = lambda k, word: f"{k:,} {word}{'' if k == 1 else 's'}"  # noqa: E731
+    seq = (f" · {plural(n['in_sequences'], 'image')} in {plural(n['sequences'], 'sequence')} of consecutive "
+           f"frames (score {SEQUENCE_SCORE}: a video, not copies)" if n["sequences"] else "")
+    c2.markdown(f"**{plural(n['copies'], 'image')}** flagged as near copies in "
+                f"{plural(n['copy_groups'], 'group')}{seq}")
 
 
 def say(message: str) -> None:
@@ -156,6 +188,7 @@ def map_section(ctx: Ctx) -> None:
 
 # --- detectors ----------------------------------------------------------------------------
 def detector_section(ctx: Ctx) -> None:
+    near_threshold_control(ctx)
     det = detections(ctx)
     if det.empty:
         st.success("The detectors found nothing suspicious in this dataset.")

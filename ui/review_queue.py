@@ -8,6 +8,7 @@ import streamlit as st
 from seglib import paths, review, viz
 from seglib.review import export
 
+from . import roots
 from .review import STATE_LABELS, Ctx, say
 
 QUEUE_STATES = "review_queue_states"
@@ -127,9 +128,12 @@ def export_section(ctx: Ctx) -> None:
     overwrite = st.checkbox("Replace it if it exists", key=EXPORT_OVERWRITE)
     if st.button(f"Write cleaned copy ({len(excluded)} excluded)", type="primary", key="review_export_clean",
                  icon=":material/save:"):
+        target = roots.allowed(out)  # the app writes only under the dataset roots, as it reads
         try:
-            with st.spinner("Writing the cleaned copy…"):
-                st.session_state[EXPORT_DONE] = export.export_clean(ctx.ds, out, excluded, overwrite=overwrite)
+            if target is not None:
+                with st.spinner("Writing the cleaned copy…"):
+                    st.session_state[EXPORT_DONE] = export.export_clean(ctx.ds, target, excluded,
+                                                                        overwrite=overwrite)
         except (FileExistsError, ValueError, OSError) as e:
             st.error(str(e))
     done = st.session_state.get(EXPORT_DONE)

@@ -6,7 +6,7 @@ import streamlit as st
 from seglib.data import DatasetError
 from seglib.data.upload import save_upload
 
-from . import data, state
+from . import data, roots, state
 
 
 def short_path(file: str, root) -> str:
@@ -38,7 +38,9 @@ def dataset_picker() -> None:
             with st.form("picker_path_form", border=False):
                 path = st.text_input("Folder or .npz path", value=current, key="picker_path",
                                      placeholder="/data/camvid or /data/mars.npz")
-                if st.form_submit_button("Open", width="stretch") and path.strip() != current:
+                # Checked here too, so a refused path leaves the open dataset as it was.
+                if (st.form_submit_button("Open", width="stretch") and path.strip() != current
+                        and roots.allowed(path.strip()) is not None):
                     _use(path.strip())
                     st.rerun()
         else:

@@ -1,4 +1,4 @@
-"""Outlier command: ``python -m seglib outliers DATASET [--json] [--detectors a,b]``."""
+"""Outlier command: ``python -m seglib outliers DATASET [--json] [--detectors a,b] [--near-threshold C]``."""
 from __future__ import annotations
 
 import sys
@@ -12,6 +12,8 @@ def _args(p):
     p.add_argument("--detectors", default=None,
                    help="comma-separated detector names (default: all of exact_duplicate, near_duplicate, "
                         "shared_mask, image_stats, label_stats)")
+    p.add_argument("--near-threshold", type=float, default=None, metavar="CORR",
+                   help="pixel correlation a near-duplicate pair needs, 0.9..1 (default 0.99); lower finds more")
     p.add_argument("--limit", type=int, default=50, help="rows in the table (not --json); 0 = all (default 50)")
     p.add_argument("--no-cache", action="store_true", help="recompute even if cached")
 
@@ -27,6 +29,7 @@ def _table(flags, limit: int) -> None:
 
 def cmd_outliers(args) -> int:
     from ..outliers import DETECTORS, detect
+    from ..outliers.duplicates import MIN_NEAR_CORR
     from ..stats import compute_stats
     names = None
     if args.detectors:
@@ -35,9 +38,15 @@ def cmd_outliers(args) -> int:
         if unknown or not names:
             raise CliError(f"unknown detector {', '.join(unknown) or repr(args.detectors)}; "
                            f"known: {', '.join(DETECTORS)}")
+    options = {}
+    if args.near_threshold is not None:
+        if not MIN_NEAR_CORR <= args.near_threshold <= 1:
+            raise CliError(f"--near-threshold {args.near_threshold} is outside {MIN_NEAR_CORR}..1")
+        options["near_duplicate"] = {"min_corr": args.near_threshold}
     ds = open_or_fail(args.dataset)
     stats = compute_stats(ds, use_cache=not args.no_cache, progress=progress_bar("stats"))
-    flags = detect(ds, stats, detectors=names, use_cache=not args.no_cache, progress=progress_bar("outliers"))
+    flags = detect(ds, stats, detectors=names, use_cache=not args.no_cache, progress=progress_bar("outliers"),
+                   options=options)
     if args.json:
         print_json({"dataset": str(ds.source), "n_images": len(stats.ids), "detectors": names or list(DETECTORS),
                     "flags": flags.to_dict("records")})

@@ -3,7 +3,7 @@
 Modules: :mod:`.dataset` (the interface every format implements), :mod:`.folder` (folders of
 image and mask files), :mod:`.npz` (one .npz file), :mod:`.open` (``open_dataset``), :mod:`.io`
 (reading and decoding files), :mod:`.classmap`, :mod:`.report`, :mod:`.demo`, :mod:`.upload`,
-:mod:`.torch_dataset` (the training Dataset).
+:mod:`.torch_dataset` (the training Dataset), :mod:`.roots` (the folders the app may open).
 """
 from .classmap import UNKNOWN_INDEX, ClassInfo, ClassMap
 from .dataset import DatasetError, SegDataset, npz_image_id

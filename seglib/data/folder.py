@@ -45,15 +45,51 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
 
 
-def _walk_images(root: Path) -> dict[PurePosixPath, list[str]]:
-    """{relative dir: sorted image file names}, hidden folders skipped, order deterministic."""
+def _walk_images(root: Path, report: Report | None = None) -> dict[PurePosixPath, list[str]]:
+    """{relative dir: sorted image file names}, hidden folders skipped, order deterministic.
+
+    Linked subfolders are followed once the real tree is listed. Each real folder is listed
+    once: a link to a folder that contains it (a cycle) is not followed, and a folder reached a
+    second way counts once (where it was first found); both are noted in ``report``."""
     found: dict[PurePosixPath, list[str]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel = PurePosixPath(Path(dirpath).relative_to(root).as_posix())
-        files = sorted(f for f in filenames if _is_image(f))
-        if files:
-            found[rel] = files
+    seen: dict[str, PurePosixPath] = {}  # real path of each folder listed -> where it was listed
+    links: list[tuple[PurePosixPath, str]] = []  # linked subfolders, followed after the real tree
+
+    def note(rel: PurePosixPath, words: str, code: str) -> None:
+        if report is not None:
+            report.add(root / rel, f"{words}; not followed", code, excluded=False)
+
+    def walk(top: str, top_rel: PurePosixPath) -> None:
+        for dirpath, dirnames, filenames in os.walk(top):  # followlinks=False: links are queued
+            rel = top_rel / Path(dirpath).relative_to(top).as_posix()
+            real = os.path.realpath(dirpath)
+            if real in seen:
+                dirnames[:] = []
+                note(rel, f"reached through a link, but already read as {seen[real].as_posix()}", "link_repeat")
+                continue
+            seen[real] = rel
+            real_dirs = []
+            for d in sorted(d for d in dirnames if not d.startswith(".")):
+                full = os.path.join(dirpath, d)
+                if os.path.islink(full):
+                    links.append((rel / d, full))
+                else:
+                    real_dirs.append(d)
+            dirnames[:] = real_dirs
+            files = sorted(f for f in filenames if _is_image(f))
+            if files:
+                found[rel] = files
+
+    walk(str(root), PurePosixPath("."))
+    while links:  # links inside linked folders are appended and followed in turn
+        rel, full = links.pop(0)
+        target = os.path.realpath(full)
+        if not os.path.isdir(target):
+            continue  # a broken link, or a link to a file
+        if Path(os.path.realpath(os.path.dirname(full))).is_relative_to(target):
+            note(rel, "link to a folder that contains it (a cycle)", "link_cycle")
+            continue
+        walk(full, rel)
     return found
 
 
@@ -103,7 +139,7 @@ def _image_id(image_dir: PurePosixPath, rel_stem: PurePosixPath) -> str:
 def scan_folder(root: str | Path, report: Report) -> list[Sample]:
     """Pair images with masks below ``root``; every problem goes into ``report``."""
     root = Path(root)
-    files = _walk_images(root)
+    files = _walk_images(root, report)
     if not files:
         report.add(root, f"no image files found (looked for {' '.join(IMAGE_EXTENSIONS)})", "empty")
         return []

@@ -11,7 +11,9 @@ from PIL import Image
 from .classmap import UNKNOWN_INDEX, ClassMap, rgb_to_hex
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
-DEFAULT_MAX_PIXELS = 200_000_000  # a 14,000 x 14,000 mosaic opens; a decompression bomb does not
+# PIL itself refuses above ~179 million pixels (twice PIL.Image.MAX_IMAGE_PIXELS) unless a program raises
+# that; this limit is the one to lower (SEGLIB_MAX_IMAGE_PIXELS) on a machine with little memory.
+DEFAULT_MAX_PIXELS = 200_000_000
 
 
 class ReadError(Exception):

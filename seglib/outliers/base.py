@@ -1,8 +1,9 @@
 """The detector registry and the shape of a flag table.
 
-A detector is ``fn(ds, stats) -> DataFrame`` with the columns of :data:`COLUMNS`, one row per
-flagged image, registered with ``@detector("name")``. Scores are 0..1, higher = more suspicious;
-``group`` ties together images that a reviewer should look at side by side.
+A detector is ``fn(ds, stats, **options) -> DataFrame`` with the columns of :data:`COLUMNS`,
+one row per flagged image, registered with ``@detector("name")``; options have defaults.
+Scores are 0..1, higher = more suspicious; ``group`` ties together images that a reviewer
+should look at side by side.
 """
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """Run the registered detectors over a dataset and cache the flag table by dataset content."""
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -10,7 +12,7 @@ from .. import cache
 from .base import COLUMNS, DETECTORS, flags_frame, sort_flags
 from .features import features_for
 
-OUTLIERS_VERSION = 1
+OUTLIERS_VERSION = 2  # 2: image_stats judged against neighbourhoods; near-copy sequences
 Progress = Callable[[int, int], None]
 
 
@@ -37,15 +39,16 @@ def _from_arrays(hit: dict) -> pd.DataFrame:
 
 
 def detect(ds, stats=None, detectors: Iterable[str] | None = None, use_cache: bool = True,
-           progress: Progress | None = None) -> pd.DataFrame:
+           progress: Progress | None = None, options: dict[str, dict] | None = None) -> pd.DataFrame:
     """Flag suspicious images of ``ds``.
 
     Args:
         ds: a SegDataset.
         stats: its DatasetStats (``seglib.stats.compute_stats(ds)`` if None).
         detectors: names from ``DETECTORS`` (default: all). Unknown names raise ValueError.
-        use_cache: read/write the on-disk cache keyed by ``ds.fingerprint()``.
+        use_cache: read/write the on-disk cache keyed by ``ds.fingerprint()`` (and the options).
         progress: optional ``(done, total)`` callback for the pixel pass.
+        options: keyword arguments per detector, e.g. ``{"near_duplicate": {"min_corr": 0.97}}``.
 
     Returns:
         DataFrame with columns image_id (str), detector (str), reason (str), score (float 0..1,
@@ -56,13 +59,24 @@ def detect(ds, stats=None, detectors: Iterable[str] | None = None, use_cache: bo
     if stats is None:
         from ..stats import compute_stats
         stats = compute_stats(ds)
+    options = {n: o for n, o in (options or {}).items() if o and n in names}
     key = f"{ds.fingerprint()}-v{OUTLIERS_VERSION}-{'+'.join(sorted(names))}"
+    if options:
+        key += "-" + hashlib.sha1(json.dumps(options, sort_keys=True).encode()).hexdigest()[:12]
     hit = cache.load("outliers", key) if use_cache else None
     if hit is not None:
         return _from_arrays(hit)
     features_for(ds, stats, progress)  # one pixel pass, shared by every detector below
-    parts = [DETECTORS[n](ds, stats) for n in names]
+    parts = [DETECTORS[n](ds, stats, **options.get(n, {})) for n in names]
     parts = [p for p in parts if len(p)]
     flags = sort_flags(pd.concat(parts, ignore_index=True)) if parts else flags_frame()
-    cache.save("outliers", key, _to_arrays(flags), meta={"detectors": names, "dataset": str(ds.source)})
+    cache.save("outliers", key, _to_arrays(flags), meta={"detectors": names, "dataset": str(ds.source),
+                                                          "options": options})
     return flags
+
+
+def replace_detector(flags: pd.DataFrame, name: str, rows: pd.DataFrame) -> pd.DataFrame:
+    """``flags`` with detector ``name``'s rows replaced by ``rows`` (e.g. the same detector run
+    with other options), most suspicious first."""
+    parts = [p for p in (flags[flags["detector"] != name], rows) if len(p)]
+    return sort_flags(pd.concat(parts, ignore_index=True)) if parts else flags_frame()

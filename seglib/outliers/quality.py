@@ -5,6 +5,11 @@ Absolute rules (a blank image is blank in any dataset) come first; dataset-relat
 robust bands (median/MAD, IQR, like Encord Active's) and only run on enough images for the
 bands to mean something. Thresholds are deliberately far out: a reviewer's time is the cost
 of a false flag.
+
+Brightness, contrast and texture are judged against each image's neighbourhood (its most
+similar images), not against the whole dataset: a real set often mixes cameras or sequences,
+and a second camera's images are normal among themselves however far they sit from the
+dataset's median. A lone odd image (or a handful) has no such company and still stands out.
 """
 from __future__ import annotations
 
@@ -17,6 +22,10 @@ from .features import Features, aligned, features_for
 
 MIN_FOR_BANDS = 20     # dataset-relative rules need this many images: a median and MAD of fewer are noise
 Z_FLAG = 6.0           # robust SDs from the median: far out, since a false flag costs a reviewer's time
+NEIGHBOURHOOD = 0.1    # an image is judged against its most similar tenth of the dataset: a look shared by
+                       # more images than that (a second camera, a long sequence) is a population, not an outlier
+MIN_NEIGHBOURS = 10    # fewer neighbours give a median and MAD too noisy to judge by
+MAX_REFERENCE = 2000   # neighbours come from at most this many images (a seeded sample): cost stays flat
 CLIPPED = 0.5          # half the pixels at the ends of the range: the picture is mostly gone, not just contrasty
 LAYOUT_MIN = 50        # labeled masks needed before "where a class usually is" means anything
 LAYOUT_RARE_P = 0.02   # a pixel is "out of place" if its class covers that spot in under 2% of masks
@@ -74,27 +83,72 @@ def _odd_size(shape: np.ndarray) -> dict[int, str]:
             for k in np.flatnonzero(counts[inv] < 0.01 * len(keys))}
 
 
+def _robust_centre_scale(x: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Median and 1.4826 x MAD (the SD of normal data) along ``axis``."""
+    med = np.median(x, axis=axis)
+    return med, 1.4826 * np.median(np.abs(x - np.expand_dims(med, axis)), axis=axis)
+
+
+def neighbourhood_z(values: np.ndarray, reference: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+    """Robust z of each image's measures against its nearest neighbours.
+
+    values: (N, M) float64 measures; reference: (N,) bool, the images that may serve as
+    neighbours (not blank or saturated ones). Neighbours are the k images closest in the
+    measures (each scaled by its dataset-wide robust SD), k = NEIGHBOURHOOD x the reference
+    size; an image is never its own neighbour. z = (value - the neighbours' median) / the wider
+    of the neighbours' and the dataset's robust SD. Returns z (N, M), the neighbours' medians
+    (N, M) and k."""
+    from sklearn.neighbors import NearestNeighbors
+
+    _, global_scale = _robust_centre_scale(values[reference])
+    global_scale = np.maximum(global_scale, 1e-6)
+    space = values / global_scale
+    ref = np.flatnonzero(reference)
+    if len(ref) > MAX_REFERENCE:
+        ref = np.sort(np.random.default_rng(seed).choice(ref, MAX_REFERENCE, replace=False))
+    k = int(min(max(MIN_NEIGHBOURS, round(NEIGHBOURHOOD * len(ref))), len(ref) - 1))
+    idx = NearestNeighbors(n_neighbors=k + 1).fit(space[ref]).kneighbors(space, return_distance=False)
+    idx = ref[idx]  # (N, k + 1) rows of the dataset
+    is_self = idx == np.arange(len(values))[:, None]
+    drop = np.where(is_self.any(1), is_self.argmax(1), k)  # itself if it came back, else the farthest
+    keep = np.ones(idx.shape, bool)
+    keep[np.arange(len(idx)), drop] = False
+    neighbours = values[idx[keep].reshape(len(idx), k)]  # (N, k, M)
+    med, scale = _robust_centre_scale(neighbours, axis=1)
+    # Neighbours are picked for being alike, so their spread understates the population's: measure in
+    # the dataset's robust SD unless the neighbourhood is wider. Only the centre is local.
+    scale = np.maximum(np.maximum(scale, global_scale), 0.02 * np.abs(med))
+    return (values - med) / scale, med, k
+
+
 @detector("image_stats")
 def image_stats(ds, stats) -> pd.DataFrame:
-    """Blank, saturated or crushed images; brightness, contrast or texture far from the rest."""
+    """Blank, saturated or crushed images; brightness, contrast or texture far from the images
+    most like them (see :func:`neighbourhood_z`)."""
     f = features_for(ds, stats)
     n = len(f)
     inten = aligned(stats, f, "intensity").astype(np.float64)
     med_low, med_high = (float(np.median(f.low)), float(np.median(f.high))) if n else (0.0, 0.0)
-    values = {"mean": inten[:, 0], "std": inten[:, 1], "grad": f.grad.astype(np.float64)}
-    zs = {m: robust_z(v) for m, v in values.items()} if n >= MIN_FOR_BANDS else {}
+    names = list(_MEASURES)
+    values = np.column_stack([inten[:, 0], inten[:, 1], f.grad.astype(np.float64)]) if n else np.zeros((0, 3))
+    absolute = {k: found for k in range(n) if (found := _blank_or_clipped(f, inten, k, med_low, med_high))}
+    reference = np.ones(n, bool)
+    reference[list(absolute)] = False
+    z = None
+    if reference.sum() >= MIN_FOR_BANDS:
+        z, local_med, k_near = neighbourhood_z(values, reference)
     odd = _odd_size(aligned(stats, f, "shape"))
     rows = []
     for k in range(n):
-        found = _blank_or_clipped(f, inten, k, med_low, med_high)
-        if found is None and zs:
-            m = max(zs, key=lambda m: abs(zs[m][k]))
-            z = float(zs[m][k])
-            if abs(z) >= Z_FLAG:
-                words, fmt = _MEASURES[m]
-                med = fmt.format(v=float(np.median(values[m])))
-                found = z_score(z), (f"{words.format(v=values[m][k])} is {abs(z):.1f} robust SDs "
-                                     f"{'above' if z > 0 else 'below'} the dataset median ({med})")
+        found = absolute.get(k)
+        if found is None and z is not None:
+            m = int(np.abs(z[k]).argmax())
+            zk = float(z[k, m])
+            if abs(zk) >= Z_FLAG:
+                words, fmt = _MEASURES[names[m]]
+                found = z_score(zk), (f"{words.format(v=values[k, m])} is {abs(zk):.1f} robust SDs "
+                                      f"{'above' if zk > 0 else 'below'} its {k_near} most similar images "
+                                      f"(median {fmt.format(v=local_med[k, m])})")
         if found is None and k in odd:
             found = ODD_SIZE_SCORE, odd[k]
         if found is not None:

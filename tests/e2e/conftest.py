@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -44,7 +45,8 @@ def app_data_dir(tmp_path_factory):
 def running_app(data_dir: Path):
     """``streamlit run app.py`` on a free loopback port; yields its URL, then stops exactly that process."""
     port = _free_port()
-    env = dict(os.environ, SEGLIB_DATA_DIR=str(data_dir), NO_ALBUMENTATIONS_UPDATE="1", HF_HUB_OFFLINE="1")
+    env = dict(os.environ, SEGLIB_DATA_DIR=str(data_dir), NO_ALBUMENTATIONS_UPDATE="1", HF_HUB_OFFLINE="1",
+               SEGLIB_DATASET_ROOTS=tempfile.gettempdir())  # tests build their datasets in temporary folders
     log_path = data_dir / f"streamlit-{port}.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
