@@ -6,6 +6,7 @@ from pathlib import Path
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("SEGLIB_DATA_DIR", str(Path(__file__).parent / "data"))
+os.environ.setdefault("SEGLIB_CHECKPOINTS", str(Path(__file__).parent / "checkpoints"))
 
 import streamlit as st  # noqa: E402
 
