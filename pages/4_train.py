@@ -2,16 +2,18 @@
 and validation predictions, and look back over every run of this dataset."""
 import streamlit as st
 
-from ui import data, nav, train_live, train_runs
+from ui import data, nav, roots, train_live, train_runs
 from ui import train as ui_train
 
 nav.require_entry()
 loaded = data.current()
 if loaded is None:
     st.stop()
-ui_train.init()
 
 st.title(f"Train · {loaded.ds.name}")
+if roots.checkpoints_folder() is None:  # runs are written and read only under a dataset root
+    st.stop()
+ui_train.init()
 st.caption(f"{len(loaded.ds.labeled_ids):,} labeled images · runs are saved in `{ui_train.manager().root}` and "
            "train in the background: other pages and tabs stay usable.")
 ui_train.show_message()

@@ -203,3 +203,23 @@ def test_interrupted_runs_are_shown_and_resumable(app_data_with_demo, checkpoint
     at.selectbox(key="train_open").set_value("cut").run()
     assert at.query_params["run"] in ("cut", ["cut"])
     assert not at.button(key="train_resume_cut").disabled
+
+
+def test_resume_refuses_a_dataset_outside_the_roots(app_data_with_demo, checkpoints, open_page):
+    data = app_data_with_demo()
+    _finished_run(checkpoints, "moved", str(data / "demo" / "mars_demo.npz"))
+    config = RunFolder(checkpoints / "moved").read_config()
+    RunFolder(checkpoints / "moved").write_config({**config, "data": "/etc/passwd"})
+    at = open_page({"run": "moved"})
+    at.button(key="train_resume_moved").click().run()
+    assert not at.exception and "Not resumed" in at.error[0].value and _manager().snapshots() == []
+
+
+def test_a_checkpoints_folder_outside_the_roots_is_refused(app_data_with_demo, checkpoints, monkeypatch):
+    data = app_data_with_demo()
+    monkeypatch.setenv("SEGLIB_DATASET_ROOTS", str(data))  # the runs folder lies beside it, outside
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception and any("checkpoints" in e.value for e in at.error)
+    assert "train_start" not in [b.key for b in at.button]

@@ -9,12 +9,13 @@ import time
 import pandas as pd
 import streamlit as st
 
-from seglib.train import RunFolder
+from seglib.train import CheckpointError, RunFolder
 from seglib.train import summary as run_summary
 from seglib.train.jobs import JobError
 from seglib.viz import training
 
 from .data import Loaded
+from .roots import PathNotAllowed, check_allowed
 from .train import COMPARE, CONFIRM_DELETE, OPEN_RUN, WATCH, manager, say, use_run_config
 from .train_live import badge, duration
 
@@ -230,8 +231,10 @@ def _set_confirm(name: str) -> None:
 def _resume(path, epochs_key: str) -> None:
     epochs = int(st.session_state[epochs_key])
     try:
+        config = RunFolder(path).read_config()
+        check_allowed(config.get("data") or "")  # resuming reopens the run's dataset
         job_id = manager().resume(path, epochs=epochs)
-    except (JobError, ValueError, OSError) as e:
+    except (JobError, PathNotAllowed, CheckpointError, ValueError, OSError) as e:  # ValueError: ConfigError
         say("error", f"Not resumed: {e}")
         return
     snap = manager().snapshot(job_id)
