@@ -137,15 +137,18 @@ def test_ensembles_weighted_and_vote(app):
     assert any("fitted for mIoU" in c.value and "optimistic" in c.value for c in at.caption)
 
 
-def test_unlabeled_test_images_rank_by_disagreement(app):
+def test_unlabeled_test_images_rank_by_agreement(app):
     at = compare_page(compare_split="test")
     press_compare(at)
     m = metrics(at)
     assert set(m) == {"confidence · unet", "confidence · segformer", "confidence · mean ensemble"}
     assert not at.segmented_control(key="compare_section").options.count("Confusion")
     section(at, "Per image")
+    table = at.dataframe[0].value   # images where the runs agree least first
+    assert len(table) == 25 and table.columns[0] == "agreement" and table["agreement"].is_monotonic_increasing
+    at.selectbox(key="compare_order_w").set_value("disagreement").run()
     table = at.dataframe[0].value
-    assert len(table) == 25 and table.iloc[:, 0].is_monotonic_decreasing and "≠" in table.columns[0]
+    assert "≠" in table.columns[0] and table.iloc[:, 0].is_monotonic_decreasing
     section(at, "Dataset")
     assert "Mean agreement of the runs" in metrics(at)
 

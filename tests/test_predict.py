@@ -220,6 +220,9 @@ def test_tables_confusions_and_agreement(ds, pred, some_ids):
     one = some_ids[-1]
     assert agree[-1] == pytest.approx(np.mean(cmp.mask("unet", one) == cmp.mask("segformer", one)))
     assert cmp.disagreement("unet", "segformer").iloc[0] == pytest.approx(1 - agree.min())
+    assert cmp.ranking("least_agreement", "unet").iloc[0] == pytest.approx(agree.min())
+    worst, best = cmp.ranking("worst", "unet"), cmp.ranking("best", "unet")
+    assert worst.is_monotonic_increasing and best.is_monotonic_decreasing and len(worst) == 16
     shares = cmp.class_shares()
     assert list(shares.columns) == ["ground truth", "unet", "segformer", "mean ensemble", "vote ensemble"]
     assert np.allclose(shares.sum(axis=0), 1)

@@ -122,7 +122,8 @@ def runs_here(lay: Layout) -> list[RunRow]:
         status = run.read_status()
         best = status.get("best")
         score = f" · best {best:.3f}" if isinstance(best, float) else ""
-        label = f"{run.name} · {spec.label}{score}" if spec else run.name
+        state = "" if status.get("status") in ("done", None) else f" · {status['status']}"
+        label = f"{run.name} · {spec.label}{score}{state}" if spec else run.name
         rows.append(RunRow(str(run.path), run.name, label, problem))
     return rows
 

@@ -21,9 +21,10 @@ DISPLAY = 512     # longer side of the pictures, px: a 64x128 crop grows 4x by w
 
 def order_key(ctx: Ctx) -> str:
     """The current order (set in the Per image section); label orders fall back without labels."""
-    key = st.session_state.get(ORDER) or ("a_beats_b" if ctx.cmp.has_labels else "disagreement")
+    unlabeled = "least_agreement" if len(ctx.cmp.model_names) >= 2 else "least_confident"
+    key = st.session_state.get(ORDER) or ("a_beats_b" if ctx.cmp.has_labels else unlabeled)
     if ORDERS.get(key, ("", True))[1] and not ctx.cmp.has_labels:
-        key = "disagreement"
+        key = unlabeled
     return key
 
 
@@ -66,8 +67,10 @@ def _controls(ctx: Ctx) -> tuple[float, bool, list[int] | None, str]:
     a, b = pair(ctx)
     k3.selectbox("A", ctx.names, **kept(COL_A, a, ctx.names), help="First column of the disagreement and error maps")
     k4.selectbox("B", ctx.names, **kept(COL_B, b, ctx.names), help="Second column")
-    kind = k5.segmented_control("Map of A", ["confidence", "entropy"], required=True,
+    kind = k5.segmented_control("Heat map", ["confidence", "entropy"], required=True,
                                 **kept(MAP_KIND, "confidence", ["confidence", "entropy"]))
+    if CLASSES in st.session_state:  # another dataset's classes may linger
+        st.session_state[CLASSES] = [c for c in st.session_state[CLASSES] if c in ids]
     p1, p2, p3 = st.columns([10, 1, 1], vertical_alignment="bottom")
     visible = p1.pills("Classes drawn", ids, selection_mode="multi", format_func=cmap.name_of,
                        **kept(CLASSES, list(ids)))
@@ -125,12 +128,13 @@ def image_section(ctx: Ctx) -> None:
             wrong = float(np.mean((m != gt) & (gt != maps.IGNORE)))
             analysis.append((f"Errors · {name}", maps.error_map(image, gt, m, visible=visible),
                              f"{wrong:.1%} of the pixels wrong"))
-    col = cmp.columns[a]
-    values = col.confidence_map(current) if kind == "confidence" else col.entropy_map(current)
-    scale = "Viridis" if kind == "confidence" else "Inferno"
-    analysis.append((f"{kind.capitalize()} · {a}", maps.heat_map(values, ma.shape, scale),
-                     f"mean {values.mean():.2f} · " + ("dark = unsure, yellow = sure" if kind == "confidence"
-                                                       else "dark = sure, bright = unsure")))
+    for name in (a,) if gt is not None else (a, b):   # without labels, both columns' maps
+        col = cmp.columns[name]
+        values = col.confidence_map(current) if kind == "confidence" else col.entropy_map(current)
+        scale = "Viridis" if kind == "confidence" else "Inferno"
+        analysis.append((f"{kind.capitalize()} · {name}", maps.heat_map(values, ma.shape, scale),
+                         f"mean {values.mean():.2f} · " + ("dark = unsure, yellow = sure" if kind == "confidence"
+                                                           else "dark = sure, bright = unsure")))
     _rows(analysis, per_row)
     legend = [(maps.A_WINS, f"only {a} right"), (maps.B_WINS, f"only {b} right"),
               (maps.WRONG, "wrong (both wrong, in the first map)")] if gt is not None else [

@@ -39,8 +39,8 @@ def per_image_section(ctx: Ctx) -> None:
     st.session_state[ORDER] = order_key(ctx)
     by = c2.selectbox("Order", orders, format_func=lambda k: ORDERS[k][0], **kept(ORDER, orders[0], orders),
                       help="Also the order of Previous / Next in the Images section")
-    show = c3.segmented_control("Show", SHOW_CHOICES, required=True, format_func=lambda v: f"top {v}" if v != "all"
-                                else "all", **kept(SHOW_N, 25, SHOW_CHOICES))
+    show = c3.segmented_control("Show the first", SHOW_CHOICES, required=True, format_func=str,
+                                **kept(SHOW_N, 25, SHOW_CHOICES))
     per_class = c3.toggle("IoU per class", **kept(PER_CLASS, False))
     ranking = cmp.ranking(by, a, b)
     shown = ranking if show == "all" else ranking.head(int(show))
@@ -62,7 +62,7 @@ def per_image_section(ctx: Ctx) -> None:
     config = {c: st.column_config.ProgressColumn(c, min_value=0.0, max_value=1.0, format="%.3f")
               if c.startswith("mIoU · ") or c == "agreement" else st.column_config.NumberColumn(c, format="%.3f")
               for c in view.columns}
-    st.dataframe(view, width="stretch", height=min(38 + 35 * len(view), 560), on_select=partial(_on_row, key, ids),
+    st.dataframe(view, width="stretch", height=38 + 35 * min(len(view), 25), on_select=partial(_on_row, key, ids),
                  selection_mode="single-row", key=key, column_config=config)
     st.download_button("Per-image metrics (CSV, every image and column)", cmp.per_image().to_csv(),
                        "per-image-metrics.csv", "text/csv", icon=":material/download:", key=P + "dl_per_image")
@@ -70,7 +70,7 @@ def per_image_section(ctx: Ctx) -> None:
 
 def _score_label(by: str, a: str, b: str) -> str:
     return {"a_beats_b": f"{a} − {b} (mIoU)", "b_beats_a": f"{b} − {a} (mIoU)", "worst": f"mIoU · {a}",
-            "best": f"mIoU · {a}", "disagreement": f"{a} ≠ {b} (pixels)",
+            "best": f"mIoU · {a}", "disagreement": f"{a} ≠ {b} (pixels)", "least_agreement": "agreement",
             "least_confident": f"confidence · {a}", "id": "position"}[by]
 
 

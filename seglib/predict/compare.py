@@ -24,6 +24,7 @@ from .run import Predictions
 # Orders of the per-image table (and of stepping through images): (label, needs labels).
 ORDERS = {"a_beats_b": ("Where A beats B the most", True), "b_beats_a": ("Where B beats A the most", True),
           "worst": ("Worst first (A's mIoU)", True), "best": ("Best first (A's mIoU)", True),
+          "least_agreement": ("Least agreement among the runs", False),
           "disagreement": ("Most disagreement between A and B", False),
           "least_confident": ("Least confident first (A)", False), "id": ("Image id", False)}
 METRICS = {"miou": "mIoU", "miou_no_bg": "mIoU (no bg)", "pixel_accuracy": "pixel acc",
@@ -178,6 +179,8 @@ class Comparison:
             return s.sort_values(ascending=by == "worst", kind="mergesort")
         if by == "disagreement":
             return self.disagreement(a, b or a)
+        if by == "least_agreement":
+            return pd.Series(self.agreement(), index=index, name="agreement").sort_values(kind="mergesort")
         if by == "least_confident":
             return pd.Series(self.mean_confidence(a), index=index, name=f"confidence · {a}").sort_values(
                 kind="mergesort")

@@ -64,10 +64,17 @@ def summarize(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     """(labels int64, confidence, normalised entropy) (B, H, W) of probabilities (B, K, H, W).
 
     Entropy is divided by log K: 0 = all mass on one class, 1 = uniform over all classes."""
-    conf, labels = probs.max(1)
+    conf, labels = probs.max(1)   # max(1) gives both; argmax(1) alone is several times slower on a CPU
+    return labels, conf, _entropy(probs)
+
+
+def _entropy(probs: torch.Tensor) -> torch.Tensor:
+    """-sum p log p over dim 1, / log K. p log p of p = 0 is NaN here, set to 0: half the time
+    of torch.special.entr, the biggest cost of a prediction pass after the models."""
     k = probs.shape[1]
-    ent = -(probs * probs.clamp_min(1e-12).log()).sum(1)
-    return labels, conf, ent.div_(math.log(k)) if k > 1 else ent.zero_()
+    if k < 2:
+        return torch.zeros_like(probs[:, 0])
+    return (probs * probs.log()).nan_to_num_(0.0).sum(1).div_(-math.log(k))
 
 
 def combine(ens: Ensemble, probs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -76,16 +83,13 @@ def combine(ens: Ensemble, probs: Sequence[torch.Tensor]) -> tuple[torch.Tensor,
     if len(probs) != len(ens.members):
         raise ValueError(f"{ens.name}: {len(probs)} probability maps for {len(ens.members)} members")
     if ens.kind == "vote":
-        k = probs[0].shape[1]
         votes = torch.zeros_like(probs[0])
         for p in probs:
-            votes.scatter_add_(1, p.argmax(1, keepdim=True), torch.ones_like(p[:, :1]))
+            votes.scatter_add_(1, p.max(1, keepdim=True)[1], torch.ones_like(p[:, :1]))
         mean = torch.stack(list(probs)).mean(0)
-        labels = (votes + 0.5 * mean).argmax(1)   # mean < 1: it only breaks ties between equal counts
+        labels = (votes + 0.5 * mean).max(1)[1]   # mean < 1: it only breaks ties between equal counts
         share = votes / len(probs)
-        conf = share.gather(1, labels[:, None])[:, 0]
-        ent = -(share * share.clamp_min(1e-12).log()).sum(1)
-        return labels, conf, ent.div_(math.log(k)) if k > 1 else ent.zero_()
+        return labels, share.gather(1, labels[:, None])[:, 0], _entropy(share)
     w = ens.member_weights()
     mix = probs[0] * w[0]
     for p, wk in zip(probs[1:], w[1:], strict=True):
@@ -129,7 +133,7 @@ def fit_weights(probs: Sequence[np.ndarray], labels: np.ndarray, scored: Sequenc
     scored = list(scored)
     best_w, best = None, -1.0
     for w in simplex_grid(len(probs), max_points):
-        pred = torch.einsum("m,mpk->pk", torch.as_tensor(w, dtype=torch.float32), stack).argmax(1)
+        pred = torch.einsum("m,mpk->pk", torch.as_tensor(w, dtype=torch.float32), stack).max(1)[1]
         cm = torch.bincount(y * k + pred, minlength=k * k).reshape(k, k).numpy()
         iou = class_iou(cm)[scored]
         score = float(np.nanmean(iou)) if np.isfinite(iou).any() else 0.0

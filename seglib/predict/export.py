@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from ..train.runs import atomic_write
+from ..atomic import atomic_write, atomic_write_bytes
 from .column import Column
 
 COLOUR_DIR = "colour"
@@ -44,11 +44,9 @@ def write_masks(column: Column, out: str | Path, ids: Sequence[str] | None = Non
     ids = list(column.ids if ids is None else ids)
     for image_id in ids:
         mask = column.mask(image_id)
-        data = _png(mask)
-        atomic_write(id_path(out, image_id), lambda tmp, d=data: Path(tmp).write_bytes(d))
+        atomic_write_bytes(id_path(out, image_id), _png(mask))
         if colour:
-            data = _png(colorize(mask, class_map))
-            atomic_write(id_path(out / COLOUR_DIR, image_id), lambda tmp, d=data: Path(tmp).write_bytes(d))
+            atomic_write_bytes(id_path(out / COLOUR_DIR, image_id), _png(colorize(mask, class_map)))
     npz_path = None
     if npz and ids:
         masks = [column.mask(i) for i in ids]

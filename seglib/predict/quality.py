@@ -67,7 +67,7 @@ def label_quality(ds, member: Member, ids: Sequence[str] | None = None, *, tta: 
         g = groups.setdefault(tuple(batch.masks.shape[1:]), {"ids": [], "labels": [], "probs": []})
         p = probs[member.name].cpu()
         y = batch.masks.cpu()
-        y = torch.where(y < layout.num_classes, y, p.argmax(1))  # unknown pixels: never an issue
+        y = torch.where(y < layout.num_classes, y, p.max(1)[1])  # unknown pixels: never an issue
         g["ids"] += batch.ids
         g["labels"].append(y.numpy())
         g["probs"].append(p.numpy())
