@@ -14,11 +14,13 @@ from seglib.data.demo import write_demo  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _isolated_data_dir(tmp_path, tmp_path_factory, monkeypatch):
-    """No test touches ~/.seglib or the repo's data/. The app may open the tests' temporary
+    """No test touches ~/.seglib or the repo's data/ and checkpoints/. The app may open the tests' temporary
     folders (they lie outside the default dataset roots); tests of the roots set their own."""
     monkeypatch.setenv("SEGLIB_DATA_DIR", str(tmp_path / "seglib-data"))
     monkeypatch.delenv("SEGLIB_CACHE_DIR", raising=False)
     monkeypatch.setenv("SEGLIB_DATASET_ROOTS", str(tmp_path_factory.getbasetemp()))
+    # app.py only sets a default: without this, runs of page tests would land in the repo's checkpoints/.
+    monkeypatch.setenv("SEGLIB_CHECKPOINTS", str(tmp_path / "checkpoints"))
 
 
 @pytest.fixture

@@ -17,10 +17,11 @@ from seglib.cache import LRU
 from seglib.predict import Comparison, Ensemble, Layout, Member, dataset_layout, open_members, predict, shared_val_ids
 from seglib.predict.members import weights_identity
 from seglib.predict.run import digest
-from seglib.train import CheckpointError, RunFolder, checkpoints_dir, list_runs
+from seglib.train import CheckpointError, RunFolder, list_runs
 from seglib.train.load import check_fits, run_spec
 from seglib.viz.compare_plots import column_colors
 
+from . import roots
 from .data import Loaded
 
 P = "compare_"
@@ -106,11 +107,11 @@ class RunRow:
     problem: str | None
 
 
-def runs_here(lay: Layout) -> list[RunRow]:
-    """Run folders under the checkpoints folder, newest first, with why each cannot predict this
+def runs_here(lay: Layout, folder) -> list[RunRow]:
+    """Run folders under the checkpoints ``folder``, newest first, with why each cannot predict this
     dataset (other classes or channels, no weights yet); reads config files only."""
     rows = []
-    for run in list_runs(checkpoints_dir()):
+    for run in list_runs(folder):
         try:
             spec, cfg = run_spec(run)
             check_fits(cfg, lay.in_channels, lay.num_classes, lay.map_names, "this dataset")
@@ -160,10 +161,12 @@ def _shares_val(loaded: Loaded, runs: tuple[str, ...]) -> bool:
 def picker(loaded: Loaded, lay: Layout) -> Spec | None:
     """The run / ensemble / split chooser; returns the applied Spec (None before the first
     "Compare")."""
-    rows = runs_here(lay)
+    where = roots.checkpoints_folder()  # runs are opened only from a folder under a dataset root
+    if where is None:
+        return None
+    rows = runs_here(lay, where)
     usable = [r for r in rows if r.problem is None]
     if not usable:
-        where = checkpoints_dir().resolve()
         st.info(f"No run in `{where}` can predict this dataset yet. Train one on the Train page or with "
                 "`python -m seglib train DATASET --out checkpoints/NAME`, then come back."
                 + (f" ({len(rows)} runs there do not fit: see below.)" if rows else ""))
