@@ -201,6 +201,19 @@ def test_metrics_match_numpy_and_smp(ds, pred):
         assert np.allclose(mine[defined], per_image[defined]) and np.isnan(mine[~defined]).all()
 
 
+def test_numpy_confusions_match_seglib_metrics():
+    from seglib.metrics import per_image_confusion as torch_confusion
+    from seglib.predict.column import per_image_confusion
+
+    gen = torch.Generator().manual_seed(0)
+    pred, true = torch.randint(0, 5, (6, 9, 7), generator=gen), torch.randint(0, 5, (6, 9, 7), generator=gen)
+    true[:, :2] = 255   # unknown pixels: never counted in a matrix, always in the predicted counts
+    cms, counts = per_image_confusion(pred.to(torch.uint8).numpy().reshape(6, -1),
+                                      true.to(torch.uint8).numpy().reshape(6, -1), 5)
+    assert np.array_equal(cms, torch_confusion(pred, true, 5).numpy())
+    assert np.array_equal(counts, np.stack([np.bincount(m.ravel(), minlength=5) for m in pred.numpy()]))
+
+
 def test_tables_confusions_and_agreement(ds, pred, some_ids):
     cmp = Comparison(pred)
     table = cmp.per_image()
@@ -284,6 +297,16 @@ def test_label_quality_ranks_the_runs_own_validation_images(ds, members, tmp_pat
         assert (store.decisions(dataset_key(ds))["detector"] == "label_quality").all()
     finally:
         store.close()
+
+
+def test_suggestions_are_labels_far_below_the_others_on_a_log_scale():
+    from seglib.predict.quality import suggest
+
+    rng = np.random.default_rng(0)
+    quality = np.exp(rng.normal(np.log(0.08), 0.3, 60))    # softmin qualities of fine labels: all small
+    quality[[5, 17]] = [0.002, 0.004]                      # two labels the model contradicts outright
+    assert list(np.flatnonzero(suggest(quality))) == [5, 17]
+    assert not suggest(quality[:8]).any()                  # too few images for a baseline
 
 
 def test_embedding_projection_places_every_image(ds, members):

@@ -11,6 +11,7 @@ from seglib.predict import label_quality, masks_zip, write_masks
 from seglib.review import dataset_key, flag_detections
 from seglib.viz import maps
 
+from . import roots
 from .compare import Ctx, P, kept, open_image
 from .data import review_store
 
@@ -52,7 +53,8 @@ def quality_section(ctx: Ctx) -> None:
                              "quality": st.column_config.ProgressColumn("quality", min_value=0.0, max_value=1.0,
                                                                         format="%.2f"),
                              "issue_share": st.column_config.NumberColumn("suspicious pixels", format="percent"),
-                             "suggested": st.column_config.CheckboxColumn("suggested", help="quality under 0.5")})
+                             "suggested": st.column_config.CheckboxColumn(
+                                 "suggested", help="quality far below the other images' (4 robust SDs, log scale)")})
     picked = table.iloc[event.selection.rows] if event and event.selection.rows else table.iloc[0:0]
     suggested = table[table["suggested"]]
     shown = picked if not picked.empty else table
@@ -106,10 +108,12 @@ def export_section(ctx: Ctx) -> None:
     default = str(paths.data_dir() / "exports" / f"{ds.name}-{name.replace(' ', '-')}")
     out = st.text_input("Or write them into a folder", value=default, key=EXPORT_PATH)
     if st.button("Write masks", icon=":material/save:", key=P + "write"):
+        target = roots.allowed(out)  # the app writes only under the dataset roots, as it reads
         try:
-            with st.spinner("Writing the masks…"):
-                st.session_state[EXPORT_DONE] = write_masks(column, out, cmp.ids, ds.class_map, colour=colour,
-                                                            npz=ds.kind == "npz")
+            if target is not None:
+                with st.spinner("Writing the masks…"):
+                    st.session_state[EXPORT_DONE] = write_masks(column, target, cmp.ids, ds.class_map, colour=colour,
+                                                                npz=ds.kind == "npz")
         except (OSError, ValueError) as e:
             st.error(f"{out}: {e}")
     done = st.session_state.get(EXPORT_DONE)

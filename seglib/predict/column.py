@@ -92,12 +92,8 @@ class ColumnBuilder:
         # Counting happens in NumPy on uint8 copies: torch.bincount on a CPU is 10-50x slower than
         # np.bincount, and a GPU only has to send one byte per pixel back.
         pred = labels.to(torch.uint8).cpu().numpy().reshape(b, -1)
-        offset = np.arange(b, dtype=np.int32)[:, None]
-        counts = np.bincount((pred + offset * k).ravel(), minlength=b * k).reshape(b, k)
-        if targets is not None:
-            cms = per_image_confusion(pred, targets.to(torch.uint8).cpu().numpy().reshape(b, -1), k)
-        else:
-            cms = np.zeros((b, k, k), np.int32)
+        truth = None if targets is None else targets.to(torch.uint8).cpu().numpy().reshape(b, -1)
+        cms, counts = per_image_confusion(pred, truth, k)
         p = self.parts
         self.ids += ids
         p["shapes"].append(np.tile([h, w], (b, 1)))
@@ -135,12 +131,15 @@ def _quantize(values: torch.Tensor) -> np.ndarray:
     return (values * 255 + 0.5).clamp_(max=255).to(torch.uint8).cpu().numpy().reshape(-1)
 
 
-def per_image_confusion(pred: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:
-    """int32 (B, K, K) confusion matrices of uint8 (B, P) predictions and targets, targets
-    outside 0..K-1 (unknown, 255) left out: seglib.metrics.per_image_confusion in NumPy."""
+def per_image_confusion(pred: np.ndarray, target: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(int32 (B, K, K) confusion matrices, int64 (B, K) predicted pixels per class) of uint8
+    (B, P) predictions and targets, in one bincount: seglib.metrics.per_image_confusion in NumPy.
+    Targets outside 0..K-1 (unknown, 255) are counted in an extra row that the matrices leave
+    out; without targets the matrices are zeros."""
     b = len(pred)
-    t = target.astype(np.int32)
-    code = np.where(t < k, t * k + pred, k * k)          # k*k: a bin for the pixels left out
-    code += np.arange(b, dtype=np.int32)[:, None] * (k * k + 1)
-    cms = np.bincount(code.ravel(), minlength=b * (k * k + 1)).reshape(b, k * k + 1)[:, : k * k]
-    return cms.reshape(b, k, k).astype(np.int32)
+    code = np.full(pred.shape, k, np.intp) if target is None else np.minimum(target, k).astype(np.intp)
+    code *= k
+    code += pred
+    code += np.arange(b)[:, None] * ((k + 1) * k)
+    full = np.bincount(code.ravel(), minlength=b * (k + 1) * k).reshape(b, k + 1, k)
+    return full[:, :k].astype(np.int32), full.sum(1)
