@@ -114,7 +114,7 @@ def image_section(ctx: Ctx) -> None:
         miou = scores[name]["miou"][row]
         tiles.append((name, viz.render(image, cmp.mask(name, current), cmap, "overlay", alpha, visible, outline),
                       f"mIoU {miou:.3f}" if truth is not None and not np.isnan(miou) else "no ground truth"))
-    per_row = min(max(len(tiles), 4), 5)   # the analysis row below shares the tile size
+    per_row = min(max(len(tiles), 4), 6)   # the analysis row below shares the tile size
     _rows(tiles, per_row)
     st.html(viz.legend_html(cmap, visible))
 
