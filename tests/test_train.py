@@ -235,3 +235,21 @@ def test_pad_collate_pads_masks_with_ignore_and_repeats_grey():
     assert images.shape == (2, 3, 5, 6) and masks.shape == (2, 5, 6)
     assert (masks[0, 4] == 255).all() and (masks[1, :, 5] == 255).all()
     assert torch.equal(images[0, 1, :4], a[0][0])
+
+
+def test_progress_bar_opens_each_epoch_when_it_starts(capsys):
+    """The CLI's bar counts each epoch's time from its start, not from the engine's first report
+    (which comes after several steps): a bar exists before any step is reported."""
+    from seglib.train import ProgressBar
+
+    bar = ProgressBar()
+    bar.on_train_start({"steps_per_epoch": 7, "epochs": 2, "start_epoch": 1})
+    assert bar.bar is not None and bar.bar.total == 7 and bar.bar.n == 0
+    bar.on_step_end({"epoch": 1, "epochs": 2, "step": 7, "steps": 7, "loss": 0.5, "lr": 1e-3})
+    assert bar.bar.n == 7
+    bar.on_epoch_end({"epoch": 1, "epochs": 2, "time": 1.0, "train_loss": 0.5, "val_loss": 0.6})
+    assert bar.bar is not None and bar.bar.n == 0 and "epoch 2/2" in bar.bar.desc
+    bar.on_epoch_end({"epoch": 2, "epochs": 2, "time": 1.0, "train_loss": 0.4})
+    assert bar.bar is None
+    bar.on_train_end({})
+    assert "epoch 1/2  train_loss 0.5000  val_loss 0.6000" in capsys.readouterr().err

@@ -29,7 +29,8 @@ class Batch:
 def _image_tensor(image: np.ndarray, channels: int) -> torch.Tensor:
     """uint8 (H, W) or (H, W, 3) -> float32 (channels, H, W) / 255 (grey repeated for an RGB model)."""
     arr = image[None] if image.ndim == 2 else np.moveaxis(image[..., :3], -1, 0)
-    t = torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)
+    # Images read by PIL are read-only: float32 straight from NumPy is the one copy either way.
+    t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).div_(255.0)
     if t.shape[0] != channels:
         t = t[:1].expand(channels, -1, -1) if channels > t.shape[0] else t.mean(0, keepdim=True)
     return t

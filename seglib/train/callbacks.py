@@ -61,18 +61,27 @@ class Callbacks(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm bar on stderr, one per epoch (the CLI's)."""
+    """A tqdm bar on stderr, one per epoch (the CLI's). Each bar opens when its epoch starts, so
+    its rate and time left count from there, however seldom the engine reports a step."""
 
     def __init__(self):
         self.bar = None
+        self.steps = self.epochs = 0
 
-    def on_step_end(self, step):
+    def _open(self, epoch: int, steps: int, epochs: int) -> None:
         from tqdm import tqdm
 
+        self.bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False)
+
+    def on_train_start(self, info):
+        self.steps, self.epochs = info["steps_per_epoch"], info["epochs"]
+        if info["start_epoch"] <= self.epochs:
+            self._open(info["start_epoch"], self.steps, self.epochs)
+
+    def on_step_end(self, step):
         if self.bar is None:
-            self.bar = tqdm(total=step["steps"], desc=f"epoch {step['epoch']}/{step['epochs']}", unit="batch",
-                            leave=False)
-        self.bar.update(step["step"] - self.bar.n)  # the engine reports every few steps
+            self._open(step["epoch"], step["steps"], step["epochs"])
+        self.bar.update(step["step"] - self.bar.n)  # the engine may report every few steps
         self.bar.set_postfix(loss=f"{step['loss']:.4f}", lr=f"{step['lr']:.2e}")
 
     def on_epoch_end(self, record):
@@ -84,6 +93,8 @@ class ProgressBar(Callback):
         scores = "  ".join(f"{k} {record[k]:.4f}" for k in ("train_loss", "val_loss", "miou", "miou_no_bg")
                            if isinstance(record.get(k), float))
         print(f"epoch {record['epoch']}/{record['epochs']}  {scores}  ({record['time']:.1f} s)", file=sys.stderr)
+        if record["epoch"] < self.epochs:
+            self._open(record["epoch"] + 1, self.steps, self.epochs)
 
     def on_train_end(self, result):
         if self.bar is not None:
