@@ -31,7 +31,7 @@ from seglib.train import TrainConfig, train  # noqa: E402
 from seglib.train.distributed import resolve_device  # noqa: E402
 
 
-def bare_loop(ds, train_ids, val_ids, arch, encoder, epochs, batch, lr, device, seed):
+def bare_loop(ds, train_ids, val_ids, arch, encoder, epochs, batch, lr, device, seed, schedule="none"):
     """Ten lines of PyTorch: the baseline."""
     torch.manual_seed(seed)
     model = smp.create_model(arch, encoder_name=encoder, encoder_weights=None, in_channels=1, classes=5).to(device)
@@ -40,6 +40,9 @@ def bare_loop(ds, train_ids, val_ids, arch, encoder, epochs, batch, lr, device, 
     dice = smp.losses.DiceLoss("multiclass", ignore_index=255)
     gen = torch.Generator().manual_seed(seed)
     loader = DataLoader(SegTorchDataset(ds, train_ids), batch_size=batch, shuffle=True, generator=gen)
+    # The engine's "cosine": per batch down to 1% of the rate, so the last epoch is a settled model.
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * len(loader), eta_min=lr * 0.01)
+             if schedule == "cosine" else None)
     seen, train_time = 0, 0.0
     for _ in range(epochs):
         model.train()
@@ -51,6 +54,8 @@ def bare_loop(ds, train_ids, val_ids, arch, encoder, epochs, batch, lr, device, 
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             seen += len(x)
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -64,9 +69,9 @@ def bare_loop(ds, train_ids, val_ids, arch, encoder, epochs, batch, lr, device, 
     return seen / train_time, scores(cm.numpy(), names)
 
 
-def engine_run(data, train_ids, val_ids, arch, encoder, epochs, batch, lr, device, seed, out):
+def engine_run(data, train_ids, val_ids, arch, encoder, epochs, batch, lr, device, seed, out, schedule="none"):
     cfg = TrainConfig(data=str(data), train_ids=train_ids, val_ids=val_ids, arch=arch, encoder=encoder,
-                      epochs=epochs, batch_size=batch, lr=lr, sampler="uniform", scheduler="none", grad_clip=0,
+                      epochs=epochs, batch_size=batch, lr=lr, sampler="uniform", scheduler=schedule, grad_clip=0,
                       patience=0, loss="focal+dice", device=str(device), seed=seed, leave_out_excluded=False)
     result = train(cfg, run_dir=out)
     from seglib.train import RunFolder
@@ -88,6 +93,8 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seeds", type=int, default=3, help="repeat both loops with this many seeds")
+    ap.add_argument("--schedule", choices=["none", "cosine"], default="none",
+                    help="learning-rate schedule of both loops (cosine: the last epoch varies less with the seed)")
     ap.add_argument("--defaults", action="store_true", help="also train the default config and a SegFormer")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -102,17 +109,18 @@ def main() -> None:
     val_ids = sorted(rng.choice(ids, size=len(ids) // 10, replace=False).tolist())
     train_ids = [i for i in ids if i not in set(val_ids)]
     print(f"{args.arch}/{args.encoder}, {len(train_ids)} train / {len(val_ids)} val images 64x128, batch {args.batch}, "
-          f"{args.epochs} epochs, {device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+          f"{args.epochs} epochs, schedule {args.schedule}, {device}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")
 
     # Warm up both paths once (first convolutions allocate and pick kernels).
     bare_loop(ds, train_ids[: args.batch * 2], val_ids[:4], args.arch, args.encoder, 1, args.batch, args.lr, device, 0)
     bare, eng = [], []
     for seed in range(args.seeds):  # short runs vary with the seed: compare means, not one draw
         ips, sc = bare_loop(ds, train_ids, val_ids, args.arch, args.encoder, args.epochs, args.batch, args.lr,
-                            device, seed)
+                            device, seed, args.schedule)
         bare.append((ips, sc["miou"], sc["miou_no_bg"]))
         ips, last, _ = engine_run(data, train_ids, val_ids, args.arch, args.encoder, args.epochs, args.batch,
-                                  args.lr, device, seed, tmp / f"run-engine-{seed}")
+                                  args.lr, device, seed, tmp / f"run-engine-{seed}", args.schedule)
         eng.append((ips, last["miou"], last["miou_no_bg"]))
         print(f"seed {seed}: bare {bare[-1][0]:6.1f} img/s mIoU {bare[-1][1]:.4f} | "
               f"engine {eng[-1][0]:6.1f} img/s mIoU {eng[-1][1]:.4f}", flush=True)

@@ -90,3 +90,30 @@ def test_map_figure_one_trace_per_state_with_image_ids():
     by_det = plots.map_figure(table, "pc1", "pc2", "detector")
     assert [t.name for t in by_det.data] == ["none (1)", "dup (2)"]  # images no detector flagged first
 
+
+
+def test_compare_grouped_bars_write_each_value_and_stand_them_up_when_crowded():
+    from seglib.viz import compare_plots
+
+    few = pd.DataFrame({"unet": [0.9, 0.5], "segformer": [0.8, np.nan]}, index=["soil", "sand"])
+    fig = compare_plots.grouped_bars(few, {"unet": "#111111"}, "IoU", percent=False)
+    assert [t.name for t in fig.data] == ["unet", "segformer"]
+    assert list(fig.data[0].text) == ["0.900", "0.500"] and list(fig.data[1].text) == ["0.800", "–"]
+    assert fig.data[0].marker.color == "#111111" and fig.data[0].textangle == 0
+    crowded = pd.DataFrame(np.full((5, 4), 0.9), columns=list("abcd"))
+    fig = compare_plots.grouped_bars(crowded, {}, "metrics", percent=False)
+    assert all(t.textangle == -90 for t in fig.data)
+    assert fig.layout.yaxis.range[1] > 1.12   # room above the bars for the upright labels
+
+
+def test_confusion_figure_rows_sum_to_one_and_cells_carry_their_classes():
+    from seglib.viz import compare_plots
+
+    counts = np.array([[8, 2, 0], [1, 3, 0], [0, 0, 0]])
+    fig = compare_plots.confusion_figure(counts, ["bg", "soil", "rock"], "unet", picked=(0, 1))
+    share = np.asarray(fig.data[0].z)
+    assert np.allclose(share[:2].sum(1), 1) and np.allclose(share[2], 0)   # an absent class: an empty row
+    assert fig.data[0].text[0][1] == "20%" and fig.data[0].text[2][2] == ""
+    cell = fig.data[1].customdata[1]          # row 0, column 1: true bg predicted soil
+    assert list(cell[:3]) == [0, 1, 2]
+    assert len(fig.layout.shapes) == 1       # the picked cell outlined

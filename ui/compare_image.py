@@ -153,12 +153,13 @@ def _rows(tiles: list[tuple[str, np.ndarray, str]], per_row: int) -> None:
 
 def _class_table(ctx: Ctx, scores: dict, row: int) -> None:
     """IoU of each class on this image, one row per column, the best of each class shaded
-    (– : the class is in neither the label nor the prediction)."""
+    (– : the class is in neither the label nor the prediction, which beats any score: a class
+    that only some columns wrongly predict is not shaded at 0)."""
     lay = ctx.layout
     table = pd.DataFrame({lay.class_names[c]: [scores[n]["iou"][row, c] for n in ctx.names] for c in lay.scored},
                          index=pd.Index(ctx.names, name="IoU on this image"))
     table.insert(0, "mIoU", [scores[n]["miou"][row] for n in ctx.names])
-    best = table.eq(table.max()) & table.notna()
+    best = table.eq(table.max()) & table.notna() & (table.max() > 0) & table.notna().all()
     shown = table.map(lambda v: "–" if np.isnan(v) else f"{v:.3f}")
     st.dataframe(shown.style.apply(lambda _: np.where(best, "background-color: #d7ecd9", ""), axis=None),
                  width="stretch")

@@ -33,18 +33,20 @@ def grouped_bars(table: pd.DataFrame, colors: dict[str, str], title: str, percen
     (the comparison's columns) in its colour, the value written on the bar."""
     fig = go.Figure()
     fmt = ".1%" if percent else ".3f"
+    # Side by side, more than a dozen values overlap when written flat: stand them up instead.
+    upright = table.size > 12
     for name in table.columns:
         values = table[name].astype(float)
         fig.add_bar(x=list(table.index), y=values, name=name, marker_color=colors.get(name, "#888888"),
                     text=["–" if np.isnan(v) else format(v, fmt) for v in values], textposition="outside",
-                    cliponaxis=False, textfont_size=10,
+                    cliponaxis=False, textfont_size=10, textangle=-90 if upright else 0,
                     hovertemplate=f"{name}<br>%{{x}}: %{{y:{fmt}}}<extra></extra>")
     top = float(np.nanmax(table.to_numpy(float), initial=0))
     ticks = (".2~%" if log else ".0%") if percent else None
     fig.update_layout(title=title, barmode="group", height=height, margin=dict(_MARGIN, t=70), bargap=0.2,
                       legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"),
                       yaxis=dict(type="log" if log else "linear", tickformat=ticks,
-                                 range=None if log else [0, max(1.0, top) * 1.12]))
+                                 range=None if log else [0, max(1.0, top) * (1.3 if upright else 1.12)]))
     return fig
 
 
