@@ -135,3 +135,53 @@ def test_near_copy_threshold_with_a_live_count(app_data, tmp_path):
     assert count().startswith("**2 images** flagged as near copies in 1 group · 3 images in 1 sequence")
     table = at.dataframe[0].value
     assert sorted(table[table["group"] == "n1"]["image_id"]) == ["test/00003", "test/00033"]
+
+
+def _plotted_points(at) -> dict[str, tuple[float, float]]:
+    """{image id: (x, y)} of the map chart (plotly may ship arrays as base64 "bdata")."""
+    import base64
+    import json
+
+    def values(v):
+        if isinstance(v, dict) and "bdata" in v:
+            return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).tolist()
+        return list(v)
+
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    out = {}
+    for trace in spec["data"]:
+        out.update({i: (x, y) for i, x, y in zip(values(trace["customdata"]), values(trace["x"]), values(trace["y"]),
+                                                  strict=True)})
+    return out
+
+
+def test_learned_map_places_images_by_a_runs_encoder(app_data_with_demo, trained_runs, monkeypatch):
+    from seglib.predict import embedding_projection, open_member
+
+    app_data_with_demo()
+    monkeypatch.setenv("SEGLIB_CHECKPOINTS", str(trained_runs["unet"].parent))
+    at = review_page("Map")
+    thumbnail_points = _plotted_points(at)
+    at.toggle(key="review_learned_map").set_value(True).run()
+    assert not at.exception, at.exception
+    runs = at.selectbox(key="review_learned_run")
+    assert sorted(label.split(" · ")[0] for label in runs.options) == ["segformer", "unet"]
+    runs.set_value(str(trained_runs["unet"])).run()
+    assert not at.exception, at.exception
+    assert any("encoder features of **unet**" in c.value for c in at.caption)
+    learned = embedding_projection(open_dataset(app_data_with_demo() / "demo" / "mars_demo.npz"),
+                                   open_member(trained_runs["unet"]))
+    points = _plotted_points(at)
+    assert len(points) == len(learned) == len(thumbnail_points)
+    some = learned.index[:5]
+    assert np.allclose([points[i] for i in some], learned.loc[some, ["pc1", "pc2"]].to_numpy(), atol=1e-5)
+    assert not np.allclose([points[i] for i in some], [thumbnail_points[i] for i in some])
+
+
+def test_learned_map_without_runs_says_how_to_get_one(app_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGLIB_CHECKPOINTS", str(tmp_path / "no-runs"))
+    at = review_page("Map")
+    at.toggle(key="review_learned_map").set_value(True).run()
+    assert not at.exception, at.exception
+    assert any("No trained run" in c.value for c in at.caption)
+    assert at.get("plotly_chart"), "the thumbnail map is still drawn"

@@ -3,6 +3,7 @@ with click-to-flag, and the detector table. The queue and export live in ``ui/re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -26,6 +27,8 @@ REASON = "review_reason"
 DET_FILTER, DET_MIN_SCORE = "review_det_filter", "review_det_min_score"
 NEAR_THRESHOLD = "review_near_threshold"  # float: pixel correlation a near-copy pair needs
 LAST_ACTION = "review_last_action"  # str: a message shown once after a rerun
+LEARNED = "review_learned_map"      # bool: place images by a trained run's encoder, not by thumbnails
+LEARNED_RUN = "review_learned_run"  # str: that run's folder
 
 SECTIONS = ["Map", "Detectors", "Queue", "Export"]
 STATE_LABELS = {"flagged": "Flagged", "keep": "Keep", "exclude": "Exclude", "relabel": "Needs relabel"}
@@ -155,14 +158,61 @@ def flag_buttons(ctx: Ctx, ids: list[str], where: str, gen_key: str) -> None:
 
 
 # --- the map ------------------------------------------------------------------------------
-def map_table(ctx: Ctx) -> pd.DataFrame:
+THUMBNAIL_MAP = ("pc1/pc2: a PCA map of small thumbnails and class fractions (look-alike images sit together). ")
+
+
+@st.cache_data(max_entries=4, show_spinner="Embedding every image with the run's encoder…")
+def _learned_projection(path: str, fingerprint: str, run: str, identity: str, _ds: SegDataset) -> pd.DataFrame:
+    from seglib.predict import embedding_projection, open_member  # loads torch: only when asked for
+
+    return embedding_projection(_ds, open_member(run))
+
+
+def _learned_runs(ctx: Ctx) -> dict[str, str]:
+    """{run folder: label} of the runs in the checkpoints folder that can read this dataset."""
+    from . import compare, roots  # the Compare page's run list (its import loads torch)
+
+    where = roots.checkpoints_folder()
+    if where is None:
+        return {}
+    return {r.path: r.label for r in compare.runs_here(compare.layout(ctx.loaded), where) if r.problem is None}
+
+
+def projection_for(ctx: Ctx) -> tuple[pd.DataFrame, str]:
+    """The map's 2-D coordinates and a sentence saying what placed the images: the thumbnail
+    PCA, or (switched on) a trained run's encoder, which sees what an image holds, not only
+    how it looks; images the thumbnails mix up (the demo's aliens) stand apart there."""
+    c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+    if c1.toggle("Learned map", key=LEARNED, help="Place the images by the features of a trained run's encoder "
+                                                   "(computed once per run and dataset, then cached)"):
+        runs = _learned_runs(ctx)
+        if not runs:
+            c2.caption("No trained run can read this dataset yet: train one on the Train page.")
+        else:
+            if st.session_state.get(LEARNED_RUN) not in runs:
+                st.session_state[LEARNED_RUN] = next(iter(runs))
+            run = c2.selectbox("Encoder of", list(runs), format_func=runs.get, key=LEARNED_RUN)
+            from seglib.predict.members import weights_identity
+            from seglib.train import CheckpointError, RunFolder
+
+            try:
+                proj = _learned_projection(ctx.loaded.path, ctx.loaded.fingerprint, run,
+                                           weights_identity(RunFolder(run).weights_path()), ctx.ds)
+                return proj, (f"pc1/pc2: a PCA of the encoder features of **{Path(run).name}** (images the model "
+                              "sees as alike sit together; odd content lies apart). ")
+            except (CheckpointError, OSError) as e:
+                st.warning(f"The learned map is not available: {e}. Showing the thumbnail map.")
+    return _projection(ctx.loaded.path, ctx.loaded.fingerprint, ctx.ds, ctx.stats), THUMBNAIL_MAP
+
+
+def map_table(ctx: Ctx, proj: pd.DataFrame) -> pd.DataFrame:
     """Per-image statistics joined with the 2-D projection, the review state and the top detector."""
-    proj = _projection(ctx.loaded.path, ctx.loaded.fingerprint, ctx.ds, ctx.stats)
     return tables.map_table(ctx.loaded.per_image, proj, ctx.store.states(ctx.key), detections(ctx))
 
 
 def map_section(ctx: Ctx) -> None:
-    table = map_table(ctx)
+    proj, placed_by = projection_for(ctx)
+    table = map_table(ctx, proj)
     unplaced = int(table["pc1"].isna().sum())
     if unplaced:
         st.warning(f"{unplaced} images could not be read and are not on the map; the validation report names them.")
@@ -171,9 +221,8 @@ def map_section(ctx: Ctx) -> None:
     x = c1.selectbox("X axis", axes, index=0, key=X_AXIS)
     y = c2.selectbox("Y axis", axes, index=1, key=Y_AXIS)
     color = c3.selectbox("Colour by", ["review state", "detector"], key=COLOR_BY)
-    st.caption("pc1/pc2: a PCA map of small thumbnails and class fractions (look-alike images sit together). "
-               "Click a point (shift-click adds more), or pick the box or lasso tool at the chart's "
-               "top right and drag, then flag the selection.")
+    st.caption(placed_by + "Click a point (shift-click adds more), or pick the box or lasso tool at the chart's "
+                           "top right and drag, then flag the selection.")
     event = st.plotly_chart(plots.map_figure(table, x, y, color), on_select="rerun", width="stretch",
                             selection_mode=("points", "box", "lasso"),
                             key=f"review_scatter_{st.session_state[CHART_GEN]}")
