@@ -178,20 +178,20 @@ def _learned_runs(ctx: Ctx) -> dict[str, str]:
     return {r.path: r.label for r in compare.runs_here(compare.layout(ctx.loaded), where) if r.problem is None}
 
 
-def projection_for(ctx: Ctx) -> tuple[pd.DataFrame, str]:
+def projection_for(ctx: Ctx, switch) -> tuple[pd.DataFrame, str]:
     """The map's 2-D coordinates and a sentence saying what placed the images: the thumbnail
-    PCA, or (switched on) a trained run's encoder, which sees what an image holds, not only
-    how it looks; images the thumbnails mix up (the demo's aliens) stand apart there."""
-    c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
-    if c1.toggle("Learned map", key=LEARNED, help="Place the images by the features of a trained run's encoder "
-                                                   "(computed once per run and dataset, then cached)"):
+    PCA, or (switched on in ``switch``, a column) a trained run's encoder, which sees what an
+    image holds, not only how it looks; images the thumbnails mix up (the demo's aliens) stand
+    apart there."""
+    if switch.toggle("Learned map", key=LEARNED, help="Place the images by the features of a trained run's "
+                                                       "encoder (computed once per run and dataset, then cached)"):
         runs = _learned_runs(ctx)
         if not runs:
-            c2.caption("No trained run can read this dataset yet: train one on the Train page.")
+            st.caption("No trained run can read this dataset yet: train one on the Train page.")
         else:
             if st.session_state.get(LEARNED_RUN) not in runs:
                 st.session_state[LEARNED_RUN] = next(iter(runs))
-            run = c2.selectbox("Encoder of", list(runs), format_func=runs.get, key=LEARNED_RUN)
+            run = st.selectbox("Encoder of", list(runs), format_func=runs.get, key=LEARNED_RUN)
             from seglib.predict.members import weights_identity
             from seglib.train import CheckpointError, RunFolder
 
@@ -211,13 +211,13 @@ def map_table(ctx: Ctx, proj: pd.DataFrame) -> pd.DataFrame:
 
 
 def map_section(ctx: Ctx) -> None:
-    proj, placed_by = projection_for(ctx)
+    c1, c2, c3, c4 = st.columns([3, 3, 3, 2], vertical_alignment="bottom")
+    proj, placed_by = projection_for(ctx, c4)
     table = map_table(ctx, proj)
     unplaced = int(table["pc1"].isna().sum())
     if unplaced:
         st.warning(f"{unplaced} images could not be read and are not on the map; the validation report names them.")
     axes = tables.map_axes(table)
-    c1, c2, c3 = st.columns(3)
     x = c1.selectbox("X axis", axes, index=0, key=X_AXIS)
     y = c2.selectbox("Y axis", axes, index=1, key=Y_AXIS)
     color = c3.selectbox("Colour by", ["review state", "detector"], key=COLOR_BY)

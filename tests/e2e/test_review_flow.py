@@ -25,8 +25,11 @@ def _metric(pg, label: str) -> int:
 
 
 def _point_centres(pg) -> list[tuple[float, float]]:
+    """Centres of the map's points that lie inside the window (a click below the fold is lost)."""
+    pg.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
     return pg.evaluate("() => Array.from(document.querySelectorAll('.scatterlayer .point')).map(e => {"
-                       "const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })")
+                       "const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })"
+                       ".filter(([x, y]) => x > 0 && y > 0 && x < innerWidth && y < innerHeight)")
 
 
 def _click_point(pg, xy, shift: bool = False) -> None:
