@@ -243,6 +243,32 @@ def test_tables_confusions_and_agreement(ds, pred, some_ids):
     assert list(scores.index) == cmp.names and "IoU big rock" in scores.columns
 
 
+
+def test_one_images_class_table_and_pixel_shares(ds, pred, some_ids):
+    cmp = Comparison(pred)
+    image = cmp.labeled_ids[0]
+    table = cmp.image_class_table(image)
+    assert list(table.index) == cmp.names and list(table.columns)[0] == "mIoU"
+    truth, unet = ds.mask(image), cmp.mask("unet", image)
+    for c in cmp.layout.scored:   # IoU by hand; NaN where the class is in neither mask
+        inter, union = np.sum((truth == c) & (unet == c)), np.sum((truth == c) | (unet == c))
+        got = table.loc["unet", cmp.layout.class_names[c]]
+        assert np.isnan(got) if union == 0 else got == pytest.approx(inter / union)
+    row = cmp.ids.index(image)
+    assert table.loc["unet", "mIoU"] == pytest.approx(cmp.image_scores("unet")["miou"][row])
+    assert cmp.image_disagreement("unet", "segformer", image) == pytest.approx(
+        np.mean(unet != cmp.mask("segformer", image)))
+
+
+def test_best_cells_never_shade_a_zero_or_beat_a_class_nobody_predicted():
+    from seglib.predict import best_cells
+
+    table = pd.DataFrame({"mIoU": [0.9, 0.7], "sand": [np.nan, 0.0], "soil": [0.5, 0.6], "rock": [0.0, 0.0]},
+                         index=["a", "b"])
+    best = best_cells(table)
+    assert best["mIoU"].tolist() == [True, False] and best["soil"].tolist() == [False, True]
+    assert not best["sand"].any() and not best["rock"].any()
+
 # --- the cache -----------------------------------------------------------------------------------
 def test_cache_reopens_without_models_and_retraining_invalidates(ds, layout, trained_runs, tmp_path, monkeypatch,
                                                                   some_ids):

@@ -14,11 +14,21 @@ from pathlib import Path
 import streamlit as st
 
 from seglib.cache import LRU
-from seglib.predict import Comparison, Ensemble, Layout, Member, dataset_layout, open_members, predict, shared_val_ids
+from seglib.predict import (
+    Comparison,
+    Ensemble,
+    Layout,
+    Member,
+    RunChoice,
+    dataset_layout,
+    open_members,
+    predict,
+    run_choices,
+    shared_val_ids,
+)
 from seglib.predict.members import weights_identity
 from seglib.predict.run import digest
-from seglib.train import CheckpointError, RunFolder, list_runs
-from seglib.train.load import check_fits, run_spec
+from seglib.train import CheckpointError, RunFolder
 from seglib.viz.compare_plots import column_colors
 
 from . import roots
@@ -99,36 +109,6 @@ def _identity(run: str) -> str:
 
 
 # --- the run picker ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RunRow:
-    path: str
-    name: str
-    label: str
-    problem: str | None
-
-
-def runs_here(lay: Layout, folder) -> list[RunRow]:
-    """Run folders under the checkpoints ``folder``, newest first, with why each cannot predict this
-    dataset (other classes or channels, no weights yet); reads config files only."""
-    rows = []
-    for run in list_runs(folder):
-        try:
-            spec, cfg = run_spec(run)
-            check_fits(cfg, lay.in_channels, lay.num_classes, lay.map_names, "this dataset")
-            if not run.weights_path().is_file():
-                raise CheckpointError("no weights yet (no finished epoch)")
-            problem = None
-        except (CheckpointError, ValueError) as e:
-            spec, problem = None, str(e)
-        status = run.read_status()
-        best = status.get("best")
-        score = f" · best {best:.3f}" if isinstance(best, float) else ""
-        state = "" if status.get("status") in ("done", None) else f" · {status['status']}"
-        label = f"{run.name} · {spec.label}{score}{state}" if spec else run.name
-        rows.append(RunRow(str(run.path), run.name, label, problem))
-    return rows
-
-
 def _default_split(loaded: Loaded, runs: list[str]) -> list[str]:
     """The splits this dataset offers for these runs, best default first."""
     ds = loaded.ds
@@ -164,7 +144,7 @@ def picker(loaded: Loaded, lay: Layout) -> Spec | None:
     where = roots.checkpoints_folder()  # runs are opened only from a folder under a dataset root
     if where is None:
         return None
-    rows = runs_here(lay, where)
+    rows = run_choices(lay, where)
     usable = [r for r in rows if r.problem is None]
     if not usable:
         st.info(f"No run in `{where}` can predict this dataset yet. Train one on the Train page or with "
@@ -217,7 +197,7 @@ def _weights_editor(runs: list[str], labels: dict[str, str]) -> tuple[float, ...
                                   key=WEIGHT + r)) for col, r in zip(cols, runs, strict=True))
 
 
-def _unusable(rows: list[RunRow]) -> None:
+def _unusable(rows: list[RunChoice]) -> None:
     bad = [r for r in rows if r.problem]
     if bad:
         st.caption("Not usable here: " + "; ".join(f"**{r.name}**: {r.problem.split(': ', 1)[-1]}" for r in bad[:6])

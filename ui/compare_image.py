@@ -3,14 +3,13 @@ where two columns disagree, each one's errors against the ground truth, and its 
 entropy; previous / next in the order of the per-image table, or jump to an id."""
 from __future__ import annotations
 
+import math
 from html import escape
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
 from seglib import viz
-from seglib.predict import ORDERS
+from seglib.predict import ORDERS, best_cells
 from seglib.viz import maps
 
 from .compare import COL_A, COL_B, IMAGE, ORDER, Ctx, P, kept, pair
@@ -40,11 +39,11 @@ def _go(image_id: str) -> None:
     st.session_state[IMAGE] = image_id
 
 
-def _grow(rgb: np.ndarray) -> np.ndarray:
+def _grow(rgb):
     return viz.thumbnail_pair(rgb, None, DISPLAY)[0]
 
 
-def _tile(col, title: str, rgb: np.ndarray, caption: str = "") -> None:
+def _tile(col, title: str, rgb, caption: str = "") -> None:
     col.markdown(f"**{escape(title)}**")
     col.image(_grow(rgb), width="stretch")
     if caption:
@@ -113,21 +112,20 @@ def image_section(ctx: Ctx) -> None:
     for name in cmp.names:
         miou = scores[name]["miou"][row]
         tiles.append((name, viz.render(image, cmp.mask(name, current), cmap, "overlay", alpha, visible, outline),
-                      f"mIoU {miou:.3f}" if truth is not None and not np.isnan(miou) else "no ground truth"))
+                      f"mIoU {miou:.3f}" if truth is not None and not math.isnan(miou) else "no ground truth"))
     per_row = min(max(len(tiles), 4), 6)   # the analysis row below shares the tile size
     _rows(tiles, per_row)
     st.html(viz.legend_html(cmap, visible))
 
     ma, mb = cmp.mask(a, current), cmp.mask(b, current)
     gt = truth if truth is not None else None
-    differ = float(np.mean(ma != mb))
     analysis = [(f"{a} vs {b}", maps.disagreement_map(image, ma, mb, gt, visible=visible),
-                 f"differ on {differ:.1%} of the pixels")]
+                 f"differ on {cmp.image_disagreement(a, b, current):.1%} of the pixels")]
     if gt is not None:
         for name, m in ((a, ma), (b, mb)):
-            wrong = float(np.mean((m != gt) & (gt != maps.IGNORE)))
+            wrong = 1.0 - scores[name]["pixel_accuracy"][row]   # of the scored pixels, as in the tables
             analysis.append((f"Errors · {name}", maps.error_map(image, gt, m, visible=visible),
-                             f"{wrong:.1%} of the pixels wrong"))
+                             f"{wrong:.1%} of the pixels wrong" if not math.isnan(wrong) else "no scored pixels"))
     for name in (a,) if gt is not None else (a, b):   # without labels, both columns' maps
         col = cmp.columns[name]
         values = col.confidence_map(current) if kind == "confidence" else col.entropy_map(current)
@@ -141,25 +139,20 @@ def image_section(ctx: Ctx) -> None:
               (maps.DIFFER, f"{a} and {b} differ")]
     st.html(_swatches(legend))
     if gt is not None:
-        _class_table(ctx, scores, row)
+        _class_table(ctx, current)
 
 
-def _rows(tiles: list[tuple[str, np.ndarray, str]], per_row: int) -> None:
+def _rows(tiles: list[tuple[str, object, str]], per_row: int) -> None:
     for start in range(0, len(tiles), per_row):
         cols = st.columns(per_row)
         for col, (title, rgb, caption) in zip(cols, tiles[start : start + per_row], strict=False):
             _tile(col, title, rgb, caption)
 
 
-def _class_table(ctx: Ctx, scores: dict, row: int) -> None:
+def _class_table(ctx: Ctx, image_id: str) -> None:
     """IoU of each class on this image, one row per column, the best of each class shaded
-    (– : the class is in neither the label nor the prediction, which beats any score: a class
-    that only some columns wrongly predict is not shaded at 0)."""
-    lay = ctx.layout
-    table = pd.DataFrame({lay.class_names[c]: [scores[n]["iou"][row, c] for n in ctx.names] for c in lay.scored},
-                         index=pd.Index(ctx.names, name="IoU on this image"))
-    table.insert(0, "mIoU", [scores[n]["miou"][row] for n in ctx.names])
-    best = table.eq(table.max()) & table.notna() & (table.max() > 0) & table.notna().all()
-    shown = table.map(lambda v: "–" if np.isnan(v) else f"{v:.3f}")
-    st.dataframe(shown.style.apply(lambda _: np.where(best, "background-color: #d7ecd9", ""), axis=None),
-                 width="stretch")
+    (– : the class is in neither the label nor the prediction)."""
+    table = ctx.cmp.image_class_table(image_id)
+    shade = best_cells(table).replace({True: "background-color: #d7ecd9", False: ""})
+    shown = table.map(lambda v: "–" if math.isnan(v) else f"{v:.3f}")
+    st.dataframe(shown.style.apply(lambda _: shade, axis=None), width="stretch")

@@ -170,12 +170,14 @@ def _learned_projection(path: str, fingerprint: str, run: str, identity: str, _d
 
 def _learned_runs(ctx: Ctx) -> dict[str, str]:
     """{run folder: label} of the runs in the checkpoints folder that can read this dataset."""
-    from . import compare, roots  # the Compare page's run list (its import loads torch)
+    from seglib.predict import run_choices  # loads torch: only when the learned map is switched on
+
+    from . import compare, roots
 
     where = roots.checkpoints_folder()
     if where is None:
         return {}
-    return {r.path: r.label for r in compare.runs_here(compare.layout(ctx.loaded), where) if r.problem is None}
+    return {r.path: r.label for r in run_choices(compare.layout(ctx.loaded), where) if r.problem is None}
 
 
 def projection_for(ctx: Ctx, switch) -> tuple[pd.DataFrame, str]:

@@ -200,6 +200,28 @@ class Comparison:
         return pd.DataFrame({"image_id": [self.ids[k] for k in order], "pixels": px[order],
                              "share": share[order]})
 
-    # --- pixels of one image --------------------------------------------------------------------
+    # --- one image -------------------------------------------------------------------------------
     def mask(self, name: str, image_id: str) -> np.ndarray:
         return self.columns[name].mask(image_id)
+
+    def image_class_table(self, image_id: str) -> pd.DataFrame:
+        """One row per column (index "IoU on this image"): the image's mIoU and the IoU of each
+        scored class (NaN: the class is in neither the label nor that column's prediction)."""
+        lay, row = self.layout, self.ids.index(image_id)
+        s = {n: self.image_scores(n) for n in self.names}
+        table = pd.DataFrame({lay.class_names[c]: [s[n]["iou"][row, c] for n in self.names] for c in lay.scored},
+                             index=pd.Index(self.names, name="IoU on this image"))
+        table.insert(0, "mIoU", [s[n]["miou"][row] for n in self.names])
+        return table
+
+    def image_disagreement(self, a: str, b: str, image_id: str) -> float:
+        """Share of the image's pixels where columns a and b predict different classes."""
+        return float(np.mean(self.mask(a, image_id) != self.mask(b, image_id)))
+
+
+def best_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """bool, the shape of ``table``: the best value of each column of scores. A NaN (the class
+    is in neither mask: nothing to get wrong) beats any score, so a column holding one has no
+    best cell, and neither has a column of zeros."""
+    top = table.max()
+    return table.eq(top) & table.notna() & (top > 0) & table.notna().all()

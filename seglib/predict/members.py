@@ -17,7 +17,7 @@ from ..models import ModelSpec
 from ..train.config import TrainConfig
 from ..train.data import class_layout
 from ..train.load import check_fits, load_model, run_spec
-from ..train.runs import CheckpointError, RunFolder
+from ..train.runs import CheckpointError, RunFolder, list_runs
 
 # Building a model costs seconds (a SegFormer about 1 s on a CPU): checking a run, fitting an
 # ensemble and predicting reuse one copy. Only ever used for inference (eval mode, no_grad).
@@ -126,3 +126,36 @@ def _unique(path: Path, taken: set[str]) -> str:
     while name in taken:
         name, k = f"{base}~{k}", k + 1
     return name
+
+
+@dataclass(frozen=True)
+class RunChoice:
+    """A run folder as a picker offers it: its label, and why it cannot predict a dataset (None: it can)."""
+
+    path: str
+    name: str
+    label: str                   # "NAME · ARCH/ENCODER · best 0.912 · cancelled"
+    problem: str | None
+
+
+def run_choices(layout: Layout, folder) -> list[RunChoice]:
+    """Run folders under the checkpoints ``folder``, newest first, with why each cannot predict
+    the dataset of ``layout`` (other classes or channels, no weights yet); reads config and
+    status files only, no weights."""
+    rows = []
+    for run in list_runs(folder):
+        try:
+            spec, cfg = run_spec(run)
+            check_fits(cfg, layout.in_channels, layout.num_classes, layout.map_names, "this dataset")
+            if not run.weights_path().is_file():
+                raise CheckpointError("no weights yet (no finished epoch)")
+            problem = None
+        except (CheckpointError, ValueError) as e:
+            spec, problem = None, str(e)
+        status = run.read_status()
+        best = status.get("best")
+        score = f" · best {best:.3f}" if isinstance(best, float) else ""
+        state = "" if status.get("status") in ("done", None) else f" · {status['status']}"
+        label = f"{run.name} · {spec.label}{score}{state}" if spec else run.name
+        rows.append(RunChoice(str(run.path), run.name, label, problem))
+    return rows
