@@ -31,7 +31,8 @@ import torch  # noqa: E402
 
 from seglib.data import write_demo  # noqa: E402
 from seglib.train import RunFolder, TrainConfig, train  # noqa: E402
-from seglib.train.jobs import JobManager, threads_sparing_a_core  # noqa: E402
+from seglib.train.cpu_share import threads_sparing_a_core  # noqa: E402
+from seglib.train.jobs import JobManager  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,8 @@ from seglib.models import ARCHITECTURES, ENCODERS, catalog
 from seglib.review import dataset_key
 from seglib.train import ConfigError, TrainConfig, checkpoints_dir
 from seglib.train.config import MONITORS, OPTIMIZERS, SAMPLERS, SCHEDULERS
-from seglib.train.jobs import JobError, JobManager, threads_sparing_a_core
+from seglib.train.cpu_share import threads_sparing_a_core
+from seglib.train.jobs import JobError, JobManager
 
 from .data import Loaded, review_store
 

@@ -21,6 +21,9 @@ How it works:
   so that a page's script thread runs the moment it wakes. Together they keep a page rerun
   during training within a few percent of an idle one at the same training speed (see
   bench/bench_jobs.py).
+
+This module is the manager; a job's record, snapshot and engine hooks are in :mod:`.job_state`,
+the CPU sharing in :mod:`.cpu_share`.
 """
 from __future__ import annotations
 
@@ -29,212 +32,26 @@ import itertools
 import os
 import re
 import shutil
-import sys
 import threading
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
-import torch
 
 from .callbacks import Callback
 from .config import TrainConfig
+from .cpu_share import lower_priority, torch_threads
+from .job_state import ACTIVE, FINISHED, JobCallback, JobRecord, JobSnapshot, eta_seconds
 from .liveness import mark_interrupted, process_alive
 from .runs import RunFolder, checkpoints_dir, new_run_name
 
-ACTIVE = ("queued", "running")
-FINISHED = ("done", "stopped_early", "cancelled", "failed")
-PREVIEW_IMAGES = 8          # validation images kept for the live strip
+__all__ = ["JobError", "JobManager", "JobSnapshot"]
+
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # a folder name directly under the root
-MAX_STEP_POINTS = 5000      # per-step loss points kept per job (every 10th step is reported)
 
 
 class JobError(RuntimeError):
     """A request the manager refuses (unknown job, a run still training, a path outside the root)."""
-
-
-@dataclass(frozen=True)
-class JobSnapshot:
-    """One job at one moment: plain values, safe to hold after the job moves on. ``history`` and
-    ``steps`` are tuples of dicts shared with the manager: read them, do not change them."""
-
-    id: str
-    name: str                   # the run folder's name
-    run_dir: str
-    status: str                 # queued | running | done | stopped_early | cancelled | failed
-    phase: str                  # what a running job is doing: "preparing", "training", "validating"
-    arch: str
-    encoder: str
-    loss_formula: str
-    monitor: str                # the metric that picks the best epoch
-    resume: bool
-    submitted: float
-    started: float | None
-    finished: float | None
-    queue_position: int | None  # 1 = next to start
-    epoch: int                  # epoch in progress (or last finished)
-    epochs: int
-    step: int
-    steps: int                  # steps per epoch (0 until training starts)
-    global_step: int
-    total_steps: int
-    loss: float | None          # latest training loss reported
-    lr: float | None
-    images_per_s: float | None
-    latest: dict | None         # the last finished epoch's history record
-    history: tuple = ()         # history records so far (a resumed run's earlier epochs included)
-    steps_log: tuple = ()       # {"global_step", "epoch" (fractional), "loss", "lr"} every 10 steps
-    eta_s: float | None = None
-    error: str | None = None
-    traceback: str | None = None
-    device: str | None = None
-    cancel_requested: bool = False
-    preview: dict | None = None  # {"images" uint8 (N,H,W[,3]), "masks", "predictions" uint8 (N,H,W), "ids", "epoch"}
-    class_map: list = field(default_factory=list)
-
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE
-
-    @property
-    def progress(self) -> float:
-        """0..1 over the whole run (epochs already done before a resume count as done)."""
-        if self.status in ("done", "stopped_early"):
-            return 1.0
-        return self.global_step / self.total_steps if self.total_steps else 0.0
-
-    @property
-    def elapsed_s(self) -> float | None:
-        if self.started is None:
-            return None
-        return (self.finished or time.time()) - self.started
-
-    @property
-    def best(self) -> tuple[int, float | None]:
-        """(best epoch, its monitored value) from the history; (0, None) before the first epoch."""
-        if not self.history:
-            return 0, None
-        epoch = self.history[-1].get("best_epoch") or 0
-        for r in self.history:
-            if r["epoch"] == epoch:
-                return epoch, r.get(self.monitor)
-        return epoch, None
-
-
-@dataclass
-class _Job:
-    """The mutable record behind a snapshot; every field is read and written under the lock."""
-
-    id: str
-    run: RunFolder
-    config: TrainConfig
-    resume: bool
-    submitted: float = field(default_factory=time.time)
-    status: str = "queued"
-    phase: str = ""
-    started: float | None = None
-    finished: float | None = None
-    epoch: int = 0
-    epochs: int = 0
-    step: int = 0
-    steps: int = 0
-    global_step: int = 0
-    total_steps: int = 0
-    loss: float | None = None
-    lr: float | None = None
-    images_per_s: float | None = None
-    history: list = field(default_factory=list)
-    steps_log: list = field(default_factory=list)
-    error: str | None = None
-    traceback: str | None = None
-    device: str | None = None
-    preview: dict | None = None
-    class_map: list = field(default_factory=list)
-    end_error: str | None = None    # the engine's own wording of a failure (on_train_end)
-    callbacks: list = field(default_factory=list)  # the caller's, run before the manager's own
-    cancel: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-
-
-class _JobCallback(Callback):
-    """The engine's hooks for one job: copy what the page shows into the job record."""
-
-    def __init__(self, manager: JobManager, job: _Job):
-        self.manager, self.job = manager, job
-
-    def on_train_start(self, info):
-        job = self.job
-        earlier = [r for r in job.run.read_history() if r["epoch"] < info["start_epoch"]] if job.resume else []
-        cfg = info["config"]
-        with self.manager._lock:
-            job.phase, job.device = "training", info["device"]
-            job.epochs, job.steps = info["epochs"], info["steps_per_epoch"]
-            job.epoch = info["start_epoch"] - 1
-            job.total_steps = info["epochs"] * info["steps_per_epoch"]
-            job.global_step = job.epoch * info["steps_per_epoch"]
-            job.history = earlier
-            job.class_map = cfg.get("resolved", {}).get("class_map", [])
-
-    def on_step_end(self, step):
-        point = {"global_step": step["global_step"], "epoch": step["epoch"] - 1 + step["step"] / step["steps"],
-                 "loss": step["loss"], "lr": step["lr"]}
-        with self.manager._lock:
-            job = self.job
-            job.phase = "validating" if step["step"] == step["steps"] else "training"
-            job.epoch, job.step, job.steps = step["epoch"], step["step"], step["steps"]
-            job.global_step, job.total_steps = step["global_step"], step["total_steps"]
-            job.loss, job.lr, job.images_per_s = step["loss"], step["lr"], step["images_per_s"]
-            job.steps_log.append(point)
-            if len(job.steps_log) > MAX_STEP_POINTS:
-                del job.steps_log[: len(job.steps_log) - MAX_STEP_POINTS]
-
-    def on_validation_batch(self, images, masks, predictions, ids):
-        preview = preview_arrays(images, masks, predictions, ids)
-        with self.manager._lock:
-            self.job.preview = {**preview, "epoch": self.job.epoch}
-
-    def on_epoch_end(self, record):
-        with self.manager._lock:
-            self.job.history = [*self.job.history, record]  # a new list: snapshots keep the old one
-            self.job.phase = "training"
-
-    def on_train_end(self, result):
-        with self.manager._lock:
-            self.job.end_error = result.get("error")
-
-    def should_stop(self) -> bool:
-        # No lock: an Event is thread-safe. Yield the GIL once per step so that a page's script
-        # thread waiting for it gets a turn even while the data loader runs Python code.
-        time.sleep(0)
-        return self.job.cancel.is_set()
-
-
-def preview_arrays(images, masks, predictions, ids, n: int = PREVIEW_IMAGES) -> dict:
-    """The engine's validation batch (CPU tensors: float images in [0, 1], long masks with 255 for
-    unknown pixels, long predictions) as uint8 arrays the viz helpers draw, first ``n`` only."""
-    imgs = images[:n].clamp(0, 1).mul(255).round().to(dtype=torch.uint8).numpy()
-    imgs = imgs[:, 0] if imgs.shape[1] == 1 else np.moveaxis(imgs[:, :3], 1, -1)
-    out = {"images": np.ascontiguousarray(imgs), "masks": masks[:n].clamp(0, 255).to(dtype=torch.uint8).numpy(),
-           "predictions": predictions[:n].clamp(0, 255).to(dtype=torch.uint8).numpy(), "ids": list(ids[:n])}
-    for key in ("images", "masks", "predictions"):
-        out[key].flags.writeable = False  # shared by every snapshot
-    return out
-
-
-def eta_seconds(job: _Job, now: float) -> float | None:
-    """Seconds left: training steps left at the measured rate, plus the validations left at the
-    mean validation time of the epochs so far. None until the rate is known."""
-    if job.status != "running" or not job.images_per_s or not job.steps:
-        return None
-    step_s = job.config.batch_size / job.images_per_s
-    steps_left = max(0, job.total_steps - job.global_step)
-    val_times = [r["time"] - r["train_time"] for r in job.history[-3:] if "train_time" in r]
-    val_s = sum(val_times) / len(val_times) if val_times else 0.0
-    validations_left = max(0, job.epochs - len(job.history))
-    return steps_left * step_s + validations_left * val_s
 
 
 # --- the manager -----------------------------------------------------------------------------
@@ -255,7 +72,7 @@ class JobManager:
                  nice: int = 0):
         self.root = Path(root) if root else checkpoints_dir()
         self._lock = threading.Lock()
-        self._jobs: dict[str, _Job] = {}
+        self._jobs: dict[str, JobRecord] = {}
         self._queue: list[str] = []
         self._ids = itertools.count(1)
         self._max_parallel = max(1, int(max_parallel))
@@ -312,8 +129,8 @@ class JobManager:
         self._pump()
         return job.id
 
-    def _add(self, run: RunFolder, cfg: TrainConfig, resume: bool, callbacks: Sequence[Callback]) -> _Job:
-        job = _Job(id=f"job-{next(self._ids)}", run=run, config=cfg, resume=resume, epochs=cfg.epochs,
+    def _add(self, run: RunFolder, cfg: TrainConfig, resume: bool, callbacks: Sequence[Callback]) -> JobRecord:
+        job = JobRecord(id=f"job-{next(self._ids)}", run=run, config=cfg, resume=resume, epochs=cfg.epochs,
                    callbacks=list(callbacks))
         self._jobs[job.id] = job
         self._queue.append(job.id)
@@ -408,18 +225,18 @@ class JobManager:
         shutil.rmtree(trash)
 
     # --- internals ------------------------------------------------------------------------------
-    def _get(self, job_id: str) -> _Job:
+    def _get(self, job_id: str) -> JobRecord:
         try:
             return self._jobs[job_id]
         except KeyError:
             raise JobError(f"no job {job_id!r}") from None
 
-    def _job_of(self, path: Path, statuses) -> _Job | None:
+    def _job_of(self, path: Path, statuses) -> JobRecord | None:
         path = Path(path).resolve()
         found = [j for j in self._jobs.values() if j.run.path.resolve() == path and j.status in statuses]
         return max(found, key=lambda j: j.submitted) if found else None
 
-    def _snapshot(self, job: _Job, now: float) -> JobSnapshot:
+    def _snapshot(self, job: JobRecord, now: float) -> JobSnapshot:
         cfg = job.config
         position = self._queue.index(job.id) + 1 if job.id in self._queue else None
         return JobSnapshot(
@@ -445,14 +262,14 @@ class JobManager:
                 job.thread.start()
                 running += 1
 
-    def _run(self, job: _Job) -> None:
+    def _run(self, job: JobRecord) -> None:
         """The job's thread: train, record how it ended, start the next job."""
         from . import train
 
         status, error, tb = "failed", None, None
-        _lower_priority(self.nice)
+        lower_priority(self.nice)
         try:
-            with _torch_threads(self.cpu_threads, job.config.device):
+            with torch_threads(self.cpu_threads, job.config.device):
                 resume = job.resume and job.run.weights_path("last").exists()
                 if job.resume and not resume:
                     job.run.log("resume: no saved weights yet; starting again from the first epoch")
@@ -461,7 +278,7 @@ class JobManager:
                     # the runs table (the engine rewrites it with what it resolved).
                     job.run.write_config(job.config.to_dict())
                 job.run.write_status("running", epochs=job.config.epochs, error=None)
-                callbacks = [*job.callbacks, _JobCallback(self, job)]
+                callbacks = [*job.callbacks, JobCallback(self._lock, job)]
                 result = train(job.config, run_dir=job.run.path, callbacks=callbacks, resume=resume)
             status = result["status"]
         except Exception as e:  # every failure is the job's result, never the app's
@@ -489,48 +306,3 @@ def _record_failure(run: RunFolder, error: str) -> None:
 def _one_line(exc: Exception) -> str:
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _lower_priority(nice: int) -> None:
-    """Lower this thread's CPU priority. Linux keeps a nice value per thread (and threads this
-    one starts, such as OpenMP's, inherit it); elsewhere the call would renice the process."""
-    if nice > 0 and sys.platform == "linux":
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + nice)
-        except OSError:
-            pass  # not allowed here: train at the process's priority
-
-
-class _torch_threads:
-    """Within the block, torch ops of this thread use at most ``n`` intra-op threads when the
-    job trains on the CPU (a no-op for n=None or a GPU); the previous count is restored after.
-    torch keeps the count per thread (OpenMP), but new threads copy the last one set."""
-
-    def __init__(self, n: int | None, device: str):
-        on_cpu = device == "cpu" or (device == "auto" and not _gpu_available())
-        self.n = n if n and on_cpu else None
-        self.old: int | None = None
-
-    def __enter__(self):
-        if self.n and self.n < torch.get_num_threads():
-            self.old = torch.get_num_threads()
-            torch.set_num_threads(self.n)
-        return self
-
-    def __exit__(self, *exc):
-        if self.old is not None:
-            torch.set_num_threads(self.old)
-        return False
-
-
-def threads_sparing_a_core() -> int | None:
-    """Intra-op threads that leave one core to the rest of the process (the app's pages), or
-    None on a one-core machine. OpenMP threads that share cores with other busy threads wait
-    on each other at every barrier: on 2 cores, 2 training threads plus a page rerun train
-    several times slower than 1 thread (see bench/bench_jobs.py)."""
-    cores = os.cpu_count() or 1
-    return cores - 1 if cores > 1 else None
-
-
-def _gpu_available() -> bool:
-    return torch.cuda.is_available() or torch.backends.mps.is_available()
