@@ -139,7 +139,8 @@ def _save_zip(name: str, data: bytes, out: Path, limits: ZipLimits) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as e:
-            # damaged data, a bad CRC, an encrypted or unsupported member, a full disk
+            # what zipfile raises on damaged data (BadZipFile, EOFError), a bad CRC or an encrypted
+            # member (RuntimeError), a compression method it lacks (NotImplementedError), a full disk
             shutil.rmtree(tmp, ignore_errors=True)
             raise DatasetError(f"{name}: cannot unpack ({e})") from None
     try:
