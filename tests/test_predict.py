@@ -256,6 +256,7 @@ def test_one_images_class_table_and_pixel_shares(ds, pred, some_ids):
         assert np.isnan(got) if union == 0 else got == pytest.approx(inter / union)
     row = cmp.ids.index(image)
     assert table.loc["unet", "mIoU"] == pytest.approx(cmp.image_scores("unet")["miou"][row])
+    assert cmp.default_order() == "a_beats_b"
     assert cmp.image_disagreement("unet", "segformer", image) == pytest.approx(
         np.mean(unet != cmp.mask("segformer", image)))
 
@@ -447,3 +448,11 @@ def test_building_the_parser_imports_no_torch():
             "assert 'torch' not in sys.modules, 'torch imported'")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-1500:]
+
+
+
+def test_one_labeled_column_steps_worst_first(ds, members, some_ids):
+    cmp = Comparison(predict(ds, members[:1], [], some_ids, device="cpu"))
+    assert cmp.default_order() == "worst"
+    unlabeled = Comparison(predict(ds, members, [], ds.unlabeled_ids[:3], device="cpu"))
+    assert unlabeled.default_order() == "least_agreement"

@@ -20,10 +20,9 @@ DISPLAY = 512     # longer side of the pictures, px: a 64x128 crop grows 4x by w
 
 def order_key(ctx: Ctx) -> str:
     """The current order (set in the Per image section); label orders fall back without labels."""
-    unlabeled = "least_agreement" if len(ctx.cmp.model_names) >= 2 else "least_confident"
-    key = st.session_state.get(ORDER) or ("a_beats_b" if ctx.cmp.has_labels else unlabeled)
+    key = st.session_state.get(ORDER) or ctx.cmp.default_order()
     if ORDERS.get(key, ("", True))[1] and not ctx.cmp.has_labels:
-        key = unlabeled
+        key = ctx.cmp.default_order()
     return key
 
 

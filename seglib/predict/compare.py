@@ -166,6 +166,14 @@ class Comparison:
         s = pd.Series(diff, index=pd.Index(self.ids, name="image_id"), name=f"{a} − {b}")[self.labeled]
         return s.sort_values(ascending=False, kind="mergesort")
 
+    def default_order(self) -> str:
+        """The order to step through images in first: where one column beats another the most
+        (two or more columns, labels), the worst first (one column), else least agreement or
+        least confidence without labels."""
+        if self.has_labels:
+            return "a_beats_b" if len(self.names) >= 2 else "worst"
+        return "least_agreement" if len(self.model_names) >= 2 else "least_confident"
+
     def ranking(self, by: str, a: str, b: str | None = None) -> pd.Series:
         """Image ids in the order ``by`` (a key of :data:`ORDERS`) with the value sorted on, for
         columns ``a`` and ``b``. Orders on labels rank the labeled images only."""
