@@ -10,10 +10,10 @@ os.environ.setdefault("SEGLIB_CHECKPOINTS", str(Path(__file__).parent / "checkpo
 
 import streamlit as st  # noqa: E402
 
-from ui import nav, sidebar, state  # noqa: E402
+from ui import errors, nav, sidebar, state  # noqa: E402
 
 st.set_page_config(page_title="Segmentation review studio", page_icon="🛰️", layout="wide")
 state.init()
 page = st.navigation(nav.pages())
 sidebar.dataset_picker()
-page.run()
+errors.run_page(page)   # a failure shows a short message and a reference, not a traceback

@@ -17,37 +17,51 @@ st.caption(f"`{ds.source}` · {ds.kind} dataset · {ds.encoding} masks · "
            f"class map {'made up (no classes.json)' if ds.class_map.inferred else 'given'}")
 
 per_class = stats.per_class()
+n_labeled = int(stats.labeled.sum())
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Images", f"{len(stats.ids):,}")
-c2.metric("Labeled", f"{int(stats.labeled.sum()):,}")
-c3.metric("Classes", len(ds.class_map))
+c2.metric("Labeled", f"{n_labeled:,}")
+# Without a mask or a classes.json the class map is made up from nothing: no count to show.
+c3.metric("Classes", len(ds.class_map) if n_labeled or not ds.class_map.inferred else "–")
 c4.metric("Problems", len(ds.report), help="Files left out or with warnings; see the report below")
 
-left, right = st.columns([1, 1])
-with left:
-    st.plotly_chart(plots.class_share_figure(per_class), width="stretch")
-with right:
-    table = per_class.assign(share=per_class["pixel_fraction"]).drop(columns=["pixel_fraction", "color"])
-    if not table["ignore"].any():
-        table = table.drop(columns=["ignore"])
-    st.dataframe(table, hide_index=True, width="stretch", column_config={
-        "share": st.column_config.ProgressColumn("share", format="percent", min_value=0.0, max_value=1.0),
-        "pixels": st.column_config.NumberColumn(format="localized"),
-        "images_with_class": st.column_config.NumberColumn("images", help="Labeled images that contain the class")})
+if not stats.ids:
+    st.error(ds.empty_reason(), icon=":material/image_not_supported:")
+elif not n_labeled:
+    st.info(f"None of the {len(stats.ids):,} images has a mask: there is no class balance to show and nothing to "
+            "train on. Masks go in a `masks/` folder beside `images/`, with the same file names.",
+            icon=":material/hide_image:")
+else:
+    if not stats.scored_pixels:
+        ignored = ", ".join(c.name for c in ds.class_map if c.ignore) or "none"
+        st.warning(f"Every labeled pixel is of an ignored class ({ignored}): no pixel is scored or learned from.",
+                   icon=":material/warning:")
+    left, right = st.columns([1, 1])
+    with left:
+        st.plotly_chart(plots.class_share_figure(per_class), width="stretch")
+    with right:
+        table = per_class.assign(share=per_class["pixel_fraction"]).drop(columns=["pixel_fraction", "color"])
+        if not table["ignore"].any():
+            table = table.drop(columns=["ignore"])
+        st.dataframe(table, hide_index=True, width="stretch", column_config={
+            "share": st.column_config.ProgressColumn("share", format="percent", min_value=0.0, max_value=1.0),
+            "pixels": st.column_config.NumberColumn(format="localized"),
+            "images_with_class": st.column_config.NumberColumn("images", help="Labeled images that contain the class")})
+
+if stats.ids:
     sizes = stats.size_histogram()
     st.caption("Image sizes (H×W×C): " + ", ".join(
         f"{r.height}×{r.width}×{r.channels} ({r.count:,})" for r in sizes.head(6).itertuples()))
-
-st.subheader("Samples")
-opacity = st.slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key="home_opacity")
-sample_ids = ds.labeled_ids[:: max(1, len(ds.labeled_ids) // 8)][:8] or ds.ids[:8]
-cols = st.columns(4)
-for k, image_id in enumerate(sample_ids):
-    img, mask, _ = ds.load_pair(image_id)
-    if img is None:
-        continue
-    img, mask = viz.thumbnail_pair(img, mask, size=384)  # big photos stay light in the browser
-    cols[k % 4].image(viz.overlay(img, mask, ds.class_map, opacity), caption=image_id, width="stretch")
+    st.subheader("Samples")
+    opacity = st.slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key="home_opacity")
+    sample_ids = ds.labeled_ids[:: max(1, len(ds.labeled_ids) // 8)][:8] or ds.ids[:8]
+    cols = st.columns(4)
+    for k, image_id in enumerate(sample_ids):
+        img, mask, _ = ds.load_pair(image_id)
+        if img is None:
+            continue
+        img, mask = viz.thumbnail_pair(img, mask, size=384)  # big photos stay light in the browser
+        cols[k % 4].image(viz.overlay(img, mask, ds.class_map, opacity), caption=image_id, width="stretch")
 
 st.subheader("Validation report")
 if not ds.report:

@@ -13,6 +13,9 @@ loaded = data.current()
 if loaded is None:
     st.stop()
 
+if not loaded.ds.ids:  # images found, but none can be read: Home's report says why
+    st.error(loaded.ds.empty_reason(), icon=":material/image_not_supported:")
+    st.stop()
 table = ui_browse.per_image(loaded)
 states = ui_browse.review_states(loaded)
 

@@ -10,6 +10,9 @@ nav.require_entry()
 loaded = data.current()
 if loaded is None:
     st.stop()
+if not loaded.ds.ids:  # images found, but none can be read: Home's report says why
+    st.error(loaded.ds.empty_reason(), icon=":material/image_not_supported:")
+    st.stop()
 ctx = rv.context(loaded)
 
 st.title("Review")

@@ -10,6 +10,9 @@ loaded = data.current()
 if loaded is None:
     st.stop()
 ds, stats = loaded.ds, loaded.stats
+if not loaded.ds.ids:  # images found, but none can be read: Home's report says why
+    st.error(loaded.ds.empty_reason(), icon=":material/image_not_supported:")
+    st.stop()
 ids = ds.labeled_ids
 if not ids:
     st.warning("This dataset has no labeled images: there is nothing to augment.")

@@ -13,7 +13,7 @@ if loaded is None:
 st.title(f"Train · {loaded.ds.name}")
 if roots.checkpoints_folder() is None:  # runs are written and read only under a dataset root
     st.stop()
-ui_train.init()
+ui_train.init(loaded)
 st.caption(f"{len(loaded.ds.labeled_ids):,} labeled images · runs are saved in `{ui_train.manager().root}` and "
            "train in the background: other pages and tabs stay usable.")
 ui_train.show_message()

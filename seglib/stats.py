@@ -98,6 +98,12 @@ class DatasetStats:
         return pd.DataFrame(present.T @ present, index=self.class_map.names, columns=self.class_map.names)
 
     @property
+    def scored_pixels(self) -> int:
+        """Labeled pixels of the classes that metrics and losses count (not ignored, not unknown)."""
+        scored = [c.id for c in self.class_map if not c.ignore]
+        return int(self.counts[self.labeled][:, scored].sum())
+
+    @property
     def unknown_pixels(self) -> int:
         return int(self.counts[self.labeled, UNKNOWN_INDEX].sum())
 

@@ -12,6 +12,16 @@ import pytest  # noqa: E402
 from seglib.data.demo import write_demo  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _error_details_shown():
+    """Pages under AppTest raise their exceptions whole (``at.exception``), whatever the app's
+    .streamlit/config.toml says for users (a short message with a reference: ui/errors.py)."""
+    from streamlit import config
+
+    config.set_option("client.showErrorDetails", "full")
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_data_dir(tmp_path, tmp_path_factory, monkeypatch):
     """No test touches ~/.seglib or the repo's data/ and checkpoints/. The app may open the tests' temporary

@@ -4,6 +4,7 @@ table rows, and that the manager never imports streamlit."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -262,6 +263,29 @@ def test_cpu_threads_apply_to_the_job_only(tmp_path, tiny):
     jobs = JobManager(tmp_path / "runs", cpu_threads=1)
     jobs.wait(jobs.submit(quick(tiny, device="cpu"), callbacks=[Threads()]), TIMEOUT)
     assert seen == [1] and torch.get_num_threads() == before
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a nice value per thread is Linux's")
+def test_every_job_trains_at_the_same_nice_value(tmp_path, tiny):
+    base = os.getpriority(os.PRIO_PROCESS, os.getpid())
+    if base > 19 - 2 * 3:
+        pytest.skip(f"this process already runs at nice {base}: no room to tell +3 from +6")
+    seen = []
+
+    class Nice(Callback):
+        def on_train_start(self, info):  # in the training thread
+            seen.append(os.getpriority(os.PRIO_PROCESS, 0))
+
+    jobs = JobManager(tmp_path / "runs", cpu_threads=THREADS, nice=3)
+    try:
+        # The second job's thread is started by the first one's (niced) thread when it ends.
+        first, second = (jobs.submit(quick(tiny), callbacks=[Nice()]) for _ in range(2))
+        assert jobs.snapshot(second).status == "queued"
+        assert jobs.wait(first, TIMEOUT).status == jobs.wait(second, TIMEOUT).status == "done"
+    finally:
+        jobs.shutdown()
+    assert seen == [base + 3, base + 3]
+    assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the caller's thread is left alone
 
 
 def test_runs_belong_to_their_dataset(tmp_path, tiny):

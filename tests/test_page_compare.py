@@ -132,9 +132,12 @@ def test_confusion_cell_lists_its_images_and_opens_one(app):
 def test_ensembles_weighted_and_vote(app):
     at = compare_page(compare_ensembles=["weighted", "vote"])
     press_compare(at)
-    assert {"mIoU · weighted ensemble", "mIoU · vote ensemble"} <= set(metrics(at))
+    # The fitted weights are scored cross-fitted, and the page says so beside the number.
+    assert {"mIoU · weighted ensemble · cross-fitted", "mIoU · vote ensemble"} <= set(metrics(at))
+    tip = next(m for m in at.metric if m.label.startswith("mIoU · weighted")).help
+    assert "Scored cross-fitted" in tip and "their mIoU" not in tip
     section(at, "Dataset")
-    assert any("fitted for mIoU" in c.value and "optimistic" in c.value for c in at.caption)
+    assert any("fitted for mIoU" in c.value and "Scored cross-fitted" in c.value for c in at.caption)
 
 
 def test_unlabeled_test_images_rank_by_agreement(app):
@@ -203,3 +206,65 @@ def test_a_broken_run_is_left_out_with_its_reason(app, trained_runs, tmp_path, m
     at = press_compare(compare_page())
     assert any("Left out" in w.value and "truncated" in w.value for w in at.warning)
     assert set(metrics(at)) == {"mIoU · segformer"}
+
+
+def _runs_with_a_cancelled_one(trained_runs, tmp_path, monkeypatch) -> Path:
+    """A checkpoints folder: the two finished runs and a newer copy of the U-Net marked cancelled."""
+    import os
+    import time
+
+    from seglib.train import RunFolder
+
+    root = tmp_path / "checkpoints"
+    for name in ("unet", "segformer"):
+        shutil.copytree(trained_runs[name], root / name)
+    time.sleep(0.01)
+    shutil.copytree(trained_runs["unet"], root / "zz-cancelled")
+    RunFolder(root / "zz-cancelled").write_status("cancelled")
+    os.utime(root / "zz-cancelled", None)   # the newest run: listed first
+    monkeypatch.setenv("SEGLIB_CHECKPOINTS", str(root))
+    return root
+
+
+def test_cancelled_runs_are_not_preselected_and_can_be_shown(app, trained_runs, tmp_path, monkeypatch):
+    root = _runs_with_a_cancelled_one(trained_runs, tmp_path, monkeypatch)
+    at = compare_page()
+    assert not at.exception
+    picked = at.multiselect(key="compare_runs")
+    assert sorted(Path(p).name for p in picked.value) == ["segformer", "unet"]
+    assert len(picked.options) == 2 and not any("zz-cancelled" in o for o in picked.options)  # finished only
+    at.toggle(key="compare_finished_only").set_value(False).run()
+    options = at.multiselect(key="compare_runs").options     # labels: name · model · mIoU · status
+    assert any(o.startswith("zz-cancelled") and o.endswith("· cancelled") for o in options)
+    assert root.is_dir()
+    assert sorted(Path(p).name for p in at.multiselect(key="compare_runs").value) == ["segformer", "unet"]
+
+
+def test_a_cancelled_comparison_goes_back_to_the_picker(app):
+    at = compare_page()
+    at.button(key="compare_go").click().run()
+    # What a click on Cancel during the prediction pass leaves for the rerun (the interruption
+    # itself is Streamlit's: the browser test presses the real button).
+    at.session_state["compare_pass_cancelled"] = True
+    at.session_state["compare_tta"] = True      # another comparison: not computed yet
+    at.button(key="compare_go").click().run()
+    assert not at.exception
+    assert any("Comparison cancelled" in i.value for i in at.info)
+    assert at.session_state["compare_applied"] is None
+    at.button(key="compare_go").click().run()          # pressing Compare again computes it
+    assert "mIoU · unet" in metrics(at)
+
+
+def test_zoomed_pair_shows_a_and_b_large(app):
+    from ui.compare_image import zoom_window
+
+    assert zoom_window((64, 128), 4, 0.5, 0.5) == (slice(24, 40), slice(48, 80))
+    assert zoom_window((64, 128), 2, 1.0, 0.0) == (slice(0, 32), slice(64, 128))    # kept inside the image
+    at = press_compare(compare_page())
+    assert any("64×128 (H×W)" in c.value for c in at.caption)     # as Home writes sizes, not 128×64
+    before = len(at.get("image"))
+    at.toggle(key="compare_zoom_on_w").set_value(True).run()
+    assert not at.exception
+    assert len(at.get("image")) == before + 3                          # ground truth, A and B
+    at.segmented_control(key="compare_zoom_w").set_value(4).run()
+    assert any("Rows 24–39, columns 48–79 of 64×128" in c.value for c in at.caption)

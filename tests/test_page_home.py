@@ -93,3 +93,52 @@ def test_picking_a_path_in_the_sidebar_switches_dataset(app_data, tmp_path, monk
     # back to the demo
     at.sidebar.radio(key="picker_source").set_value("Demo (Mars terrain)").run()
     assert at.title[0].value == "mars_demo" and "dataset" not in at.query_params
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty folder", "not a dataset"])
+def test_a_path_that_does_not_open_keeps_the_open_dataset(app_data, tmp_path, monkeypatch, kind):
+    """Like a refused path: the error shows in the sidebar, the open dataset and the URL stay."""
+    monkeypatch.chdir(ROOT)
+    bad = tmp_path / "nowhere"
+    if kind == "empty folder":
+        bad.mkdir()
+    elif kind == "not a dataset":
+        bad = tmp_path / "notes.npz"
+        bad.write_bytes(b"not a zip")
+    at = AppTest.from_function(_picker_app, default_timeout=60).run()
+    open_path_in_sidebar(at, bad)
+    assert not at.exception
+    assert at.title[0].value == "mars_demo" and "dataset" not in at.query_params
+    errors = [e.value for e in at.sidebar.error]
+    assert errors and all("The open dataset stays" in e for e in errors)
+    assert str(bad.name) in errors[0]
+
+
+def test_an_unexpected_error_shows_a_reference_and_logs_the_traceback(app_data, monkeypatch):
+    """Served with the app's settings (showErrorDetails "none"): a short message and a reference in
+    the page, the traceback in the log under that reference; never a stack trace in the page."""
+    import logging
+
+    from streamlit import config
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("/srv/secret/path leaked")
+
+    monkeypatch.setattr("seglib.viz.plots.class_share_figure", broken)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("seglib.app").addHandler(handler)
+    config.set_option("client.showErrorDetails", "none")
+    try:
+        at = run_app()
+    finally:
+        config.set_option("client.showErrorDetails", "full")
+        logging.getLogger("seglib.app").removeHandler(handler)
+    assert not at.exception
+    shown = " ".join(e.value for e in at.error)
+    assert "Reference" in shown and "RuntimeError" in shown and "secret" not in shown
+    ref = shown.split("Reference **")[1].split("**")[0]
+    assert records and ref in records[0].getMessage() and "secret" in str(records[0].exc_info[1])
+    # with the developers' setting the exception reaches Streamlit whole
+    assert run_app().exception

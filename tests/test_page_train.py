@@ -107,6 +107,49 @@ def test_presets_and_form_errors(open_page):
     assert at.number_input(key=W + "epochs").value == defaults.epochs
 
 
+def test_the_form_survives_a_reload(app_data_with_demo, open_page):
+    from seglib.review import dataset_key
+    from seglib.train import form_memory
+
+    data = app_data_with_demo()
+    key = dataset_key(data / "demo" / "mars_demo.npz")
+    at = open_page()
+    assert form_memory.recall(key) == {}  # opening the page writes nothing; a change does
+    at.selectbox(key=W + "arch").set_value("FPN")
+    at.selectbox(key=W + "encoder").set_value("mobilenet_v2")
+    at.number_input(key=W + "epochs").set_value(7)
+    at.selectbox(key=W + "optimizer").set_value("sgd")
+    at.multiselect(key=W + "loss_terms").set_value(["ce", "dice"])
+    at.checkbox(key=W + "exclude_background").check()
+    at.text_input(key=W + "name").set_value("only-once").run()
+    at.number_input(key=W + "loss_w_dice").set_value(0.5).run()
+    assert not at.exception
+
+    again = open_page()  # a reload: a new session on the same data folder
+    assert again.selectbox(key=W + "arch").value == "FPN"
+    assert again.selectbox(key=W + "encoder").value == "mobilenet_v2"
+    assert again.number_input(key=W + "epochs").value == 7 and again.selectbox(key=W + "optimizer").value == "sgd"
+    assert again.multiselect(key=W + "loss_terms").value == ["ce", "dice"]
+    assert again.number_input(key=W + "loss_w_dice").value == 0.5 and "ce+0.5*dice" in _texts(again)
+    assert again.checkbox(key=W + "exclude_background").value
+    assert again.text_input(key=W + "name").value == ""  # a run name is for one run
+
+    # Values the form no longer offers fall back to the defaults; the rest stay.
+    saved = form_memory.recall(key)
+    assert saved["epochs"] == 7
+    form_memory.remember(key, {**saved, "encoder": "gone-encoder", "batch_size": "many", "lr": 1e9,
+                               "optimizer": "lion", "loss_terms": ["ce", "nonsense"]})
+    later = open_page()
+    assert not later.exception
+    defaults = TrainConfig()
+    assert later.selectbox(key=W + "encoder").value == defaults.encoder
+    assert later.number_input(key=W + "batch_size").value == defaults.batch_size
+    assert later.number_input(key=W + "lr").value == defaults.lr
+    assert later.selectbox(key=W + "optimizer").value == defaults.optimizer
+    assert later.multiselect(key=W + "loss_terms").value == ["focal", "dice"]
+    assert later.selectbox(key=W + "arch").value == "FPN" and later.number_input(key=W + "epochs").value == 7
+
+
 def test_start_train_and_see_the_run(open_page, checkpoints):
     at = open_page()
     _tiny(at, epochs=2)
@@ -146,6 +189,28 @@ def test_queue_and_cancel(open_page):
     assert "cancelled before it started" in _texts(at)
 
 
+def test_a_job_cancelled_in_its_first_epoch_draws_no_empty_charts(app_data_with_demo, open_page):
+    from seglib.train import Callback
+
+    class StopAtStep11(Callback):  # as a Cancel click during the first epoch, after a step point (every 10)
+        polls = 0
+
+        def should_stop(self):
+            self.polls += 1
+            return self.polls >= 11
+
+    data = app_data_with_demo()
+    at = open_page()
+    cfg = TrainConfig.quick(str(data / "demo" / "mars_demo.npz"), epochs=1, max_steps_per_epoch=0, batch_size=8)
+    snap = _manager().wait(_manager().submit(cfg, name="short", callbacks=[StopAtStep11()]), TIMEOUT)
+    assert snap.status == "cancelled" and snap.steps_log and not snap.history
+    at.run()
+    assert not at.exception
+    assert "No epochs finished: nothing to plot." in _texts(at)
+    assert "cancelled in its first epoch: no weights saved" in _texts(at)   # not "epoch 0; last weights kept"
+    assert len(at.get("plotly_chart")) == 0  # no empty score charts (plotly's range for nothing: 0-400%)
+
+
 def test_a_failed_job_shows_its_error(open_page, tmp_path):
     at = open_page()
     job = _manager().submit(TrainConfig.quick(str(tmp_path / "gone.npz")), name="broken")
@@ -165,6 +230,26 @@ def _finished_run(root: Path, name: str, demo: str) -> None:
     jobs = JobManager(root, cpu_threads=1)
     cfg = TrainConfig.quick(demo, epochs=1, max_steps_per_epoch=2, batch_size=8)
     assert jobs.wait(jobs.submit(cfg, name=name), TIMEOUT).status == "done"
+
+
+def test_runs_without_a_finished_epoch_show_no_none(app_data_with_demo, checkpoints, open_page):
+    data = app_data_with_demo()
+    fresh = RunFolder(checkpoints / "fresh")  # training its first epoch in this (live) process
+    fresh.write_config(TrainConfig.quick(str(data / "demo" / "mars_demo.npz")).to_dict())
+    fresh.write_status("running", epochs=4)
+    broken = RunFolder(checkpoints / "broken")
+    broken.write_config({})
+    broken.file("config.json").write_text("{not json")
+    at = open_page()
+    at.toggle(key="train_all_datasets").set_value(True).run()
+    assert not at.exception
+    table = at.dataframe[0]
+    rows = table.value.set_index("run")
+    assert rows.loc["fresh", "status"] == "running" and rows.loc["fresh", "epochs"] == "0/4"
+    assert rows.loc["broken", "epochs"] == "0"  # not "0/None"
+    assert rows["img/s"].dtype == "float64" and rows["img/s"].isna().all()  # empty cells, not objects
+    assert table.proto.placeholder == "–"  # what a missing value shows (Streamlit's default: "None")
+    assert "None" not in [str(v) for v in rows.to_numpy().ravel()]
 
 
 def test_open_resume_reuse_and_delete_a_run(app_data_with_demo, checkpoints, open_page):

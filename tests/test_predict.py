@@ -167,6 +167,52 @@ def test_weighted_ensemble_is_fitted_on_the_shared_validation_split(ds, members)
     assert pred.columns["weighted ensemble"].info["weights"] == pytest.approx(list(fitted.weights))
 
 
+def test_fitted_weights_are_scored_cross_fitted_and_exported_fitted_on_all(ds, members):
+    """Each half of the fitting images is predicted with the weights the other half chose; without
+    cross-fitting (export, new images) every image takes the weights fitted on all of them."""
+    from seglib.predict.ensemble import combine
+
+    val = shared_val_ids(members, ds)
+    assert len(val) >= 4
+    ids = val[:6] + [i for i in ds.labeled_ids if i not in val][:2]      # two images never fitted on
+    ens = Ensemble("weighted", ("unet", "segformer"))
+    pred = predict(ds, members, [ens], ids, device="cpu", use_cache=False)
+    fitted = pred.ensembles[0]
+    cf = fitted.crossfit
+    assert cf is not None and len(cf.folds) == 2
+    assert sorted(i for f in cf.folds for i in f) == sorted(val)                 # every fitting image, once
+    assert not set(cf.folds[0]) & set(cf.folds[1])
+    assert fitted.fit_info["folds"] == 2
+    assert pred.columns["weighted ensemble"].info["crossfit"]["folds"] == 2
+    # Fold weights differ from the weights fitted on all, when forced: check the per-image choice.
+    lopsided = replace_crossfit(fitted, ((1.0, 0.0), (0.0, 1.0)))
+    col = predict(ds, members, [lopsided], ids, device="cpu", use_cache=False).columns["weighted ensemble"]
+    singles = predict(ds, members, [], ids, device="cpu", use_cache=False).columns
+    for image_id in ids:
+        want = lopsided.crossfit.weights_for(image_id)
+        if want == (1.0, 0.0):
+            assert np.array_equal(col.mask(image_id), singles["unet"].mask(image_id))
+        elif want == (0.0, 1.0):
+            assert np.array_equal(col.mask(image_id), singles["segformer"].mask(image_id))
+        else:   # never fitted on: the weights fitted on all
+            assert image_id not in val
+    # combine() without ids (or predict(crossfit=False)) uses the weights fitted on all
+    plain = predict(ds, members, [lopsided], ids, device="cpu", use_cache=False, crossfit=False)
+    assert plain.ensembles[0].crossfit is None and "crossfit" not in plain.columns["weighted ensemble"].info
+    probs = [torch.rand(2, 5, 4, 4), torch.rand(2, 5, 4, 4)]
+    assert torch.equal(combine(lopsided, probs)[0], combine(replace_crossfit(lopsided, None), probs)[0])
+
+
+def replace_crossfit(ens, fold_weights):
+    from dataclasses import replace
+
+    from seglib.predict import CrossFit
+
+    if fold_weights is None:
+        return replace(ens, crossfit=None)
+    return replace(ens, crossfit=CrossFit(ens.crossfit.folds, fold_weights))
+
+
 # --- metrics -------------------------------------------------------------------------------------
 def test_metrics_match_numpy_and_smp(ds, pred):
     import segmentation_models_pytorch as smp
@@ -299,7 +345,21 @@ def test_cache_reopens_without_models_and_retraining_invalidates(ds, layout, tra
     members, _ = open_members(list(runs.values()), layout)
     after = predict(ds, members, ens, some_ids, device="cpu")
     assert after.cached == ["segformer"]                 # the U-Net and the ensemble it joins: predicted again
-    assert predict(ds, members, ens, some_ids[:5], device="cpu").cached == []   # other images: other keys
+    # Another image set (another split) reuses every image predicted before and predicts only the others.
+    with monkeypatch.context() as m:
+        m.setattr(Member, "load", no_loading)
+        subset = predict(ds, members, ens, some_ids[:5], device="cpu")
+    assert sorted(subset.cached) == ["mean ensemble", "segformer", "unet"]
+    assert subset.columns["unet"].ids == some_ids[:5]
+    assert np.array_equal(subset.columns["unet"].mask(some_ids[3]), after.columns["unet"].mask(some_ids[3]))
+    more = [i for i in ds.labeled_ids if i not in some_ids][:3]
+    seen = []
+    wider = predict(ds, members, ens, more + some_ids, device="cpu", progress=lambda done, total: seen.append(total))
+    assert set(seen) == {3} and wider.cached == []                 # only the 3 new images went through the models
+    assert wider.columns["mean ensemble"].ids == more + some_ids
+    assert np.array_equal(wider.columns["mean ensemble"].cms[len(more):], after.columns["mean ensemble"].cms)
+    fresh = predict(ds, members, ens, more, device="cpu", use_cache=False)
+    assert np.array_equal(wider.columns["unet"].mask(more[1]), fresh.columns["unet"].mask(more[1]))
 
 
 # --- label quality and the learned map -------------------------------------------------------------
@@ -360,6 +420,11 @@ def test_masks_are_written_as_pngs_by_id_and_zipped(ds, pred, some_ids, tmp_path
         assert list(z["ids"]) == some_ids and np.array_equal(z["masks"][3], col.mask(some_ids[3]))
     names = zipfile.ZipFile(io.BytesIO(masks_zip(col))).namelist()
     assert f"{test_id}.png" in names and len(names) == len(some_ids)
+    # The download of an npz dataset's masks holds the masks.npz the page promises, as the folder does.
+    zipped = zipfile.ZipFile(io.BytesIO(masks_zip(col, npz=True)))
+    assert "masks.npz" in zipped.namelist() and len(zipped.namelist()) == len(some_ids) + 1
+    with np.load(io.BytesIO(zipped.read("masks.npz"))) as z:
+        assert list(z["ids"]) == some_ids and np.array_equal(z["masks"][3], col.mask(some_ids[3]))
     with pytest.raises(ValueError):
         id_path(tmp_path, "../escape")
 
@@ -456,3 +521,54 @@ def test_one_labeled_column_steps_worst_first(ds, members, some_ids):
     assert cmp.default_order() == "worst"
     unlabeled = Comparison(predict(ds, members, [], ds.unlabeled_ids[:3], device="cpu"))
     assert unlabeled.default_order() == "least_agreement"
+
+
+def test_pickers_start_with_the_best_finished_runs(trained_runs, layout, tmp_path):
+    from seglib.predict import RunChoice, default_runs, run_choices
+    from seglib.train import RunFolder
+
+    root = tmp_path / "checkpoints"
+    for name in ("unet", "segformer", "cancelled", "failed"):
+        shutil.copytree(trained_runs["segformer" if name == "segformer" else "unet"], root / name)
+    RunFolder(root / "cancelled").write_status("cancelled")
+    RunFolder(root / "failed").write_status("failed", error="boom")
+    rows = {r.name: r for r in run_choices(layout, root)}
+    assert rows["cancelled"].status == "cancelled" and not rows["cancelled"].finished
+    assert rows["unet"].finished and rows["unet"].miou is not None and "mIoU" in rows["unet"].label
+    assert "cancelled" in rows["cancelled"].label
+    picked = [os.path.basename(p) for p in default_runs(list(rows.values()))]
+    assert sorted(picked) == ["segformer", "unet"]
+    # best validation mIoU first
+    assert picked[0] == max(("unet", "segformer"), key=lambda n: rows[n].miou)
+    # nothing finished: the newest usable ones, rather than nothing
+    only_cancelled = [RunChoice("a", "a", "a", None, "cancelled", 0.9), RunChoice("b", "b", "b", "no weights", "done")]
+    assert default_runs(only_cancelled) == ["a"]
+
+
+def test_a_new_ensemble_reuses_the_members_probabilities(ds, members, some_ids, monkeypatch):
+    """Adding an ensemble (or fitting one) after a comparison runs no model again: the members'
+    probabilities of the last passes are held in memory, and give bit-identical columns."""
+    from seglib.predict import prob_cache
+
+    monkeypatch.setattr(prob_cache.PROBS, "max_bytes", 64 * 2**20)
+    prob_cache.PROBS.clear()
+    names = ("unet", "segformer")
+    first = predict(ds, members, [Ensemble("mean", names)], some_ids, device="cpu", use_cache=False)
+    assert prob_cache.PROBS.nbytes > 0
+
+    def no_forward(*args, **kwargs):
+        raise AssertionError("a model ran although its probabilities were held")
+
+    with monkeypatch.context() as m:
+        m.setattr("seglib.predict.run.forward_probs", no_forward)
+        again = predict(ds, members, [Ensemble("mean", names), Ensemble("vote", names)], some_ids, device="cpu",
+                        use_cache=False)
+    assert np.array_equal(again.columns["mean ensemble"].masks, first.columns["mean ensemble"].masks)
+    assert np.array_equal(again.columns["unet"].confidence, first.columns["unet"].confidence)
+    prob_cache.PROBS.clear()
+    fresh = predict(ds, members, [Ensemble("vote", names)], some_ids, device="cpu", use_cache=False)
+    assert np.array_equal(fresh.columns["vote ensemble"].masks, again.columns["vote ensemble"].masks)
+    # the budget holds: a tiny one keeps nothing that does not fit
+    small = prob_cache.ProbabilityCache(1000)
+    small.put("x", False, ["a"], torch.zeros(1, 5, 64, 128, dtype=torch.float16))
+    assert small.nbytes == 0 and small.get("x", False, ["a"]) is None

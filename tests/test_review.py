@@ -4,6 +4,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import threading
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -18,6 +19,7 @@ from seglib.review import (
     rows_in_groups,
     tables,
 )
+from seglib.review.store import join_reasons, split_reasons
 
 KEY = "/data/mars.npz"
 
@@ -52,7 +54,7 @@ def test_per_image_reasons_and_several_detectors(store):
     store.flag(KEY, ["a", "b"], reason=["dark", "bright"], detector=["quality", "quality"], score=[0.2, 0.7])
     store.flag(KEY, ["a"], reason="duplicate of b", detector="phash", score=0.95)
     d = store.decisions(KEY).set_index("image_id")
-    assert d.loc["a", "reason"] == "dark; duplicate of b" and d.loc["a", "detector"] == "quality; phash"
+    assert d.loc["a", "reason"] == "dark\nduplicate of b" and d.loc["a", "detector"] == "quality; phash"
     assert d.loc["a", "score"] == pytest.approx(0.95) and d.loc["b", "reason"] == "bright"
     with pytest.raises(ValueError, match="one value per image"):
         store.flag(KEY, ["a", "b"], reason=["only one"])
@@ -198,8 +200,33 @@ def test_flag_detections_records_each_reason(store):
     n = flag_detections(store, KEY, _detections())
     assert n == 4
     d = store.decisions(KEY).set_index("image_id")
-    assert d.loc["1", "reason"] == "same as 2; too dark" and d.loc["1", "score"] == pytest.approx(0.9)
+    assert d.loc["1", "reason"] == "same as 2\ntoo dark" and d.loc["1", "score"] == pytest.approx(0.9)
     assert d.loc["4", "detector"] == "dark"
+
+
+def test_a_reason_with_a_semicolon_stays_one_reason(store):
+    from seglib.outliers.label_quality import label_quality_from_predictions
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, (2, 8, 8))
+    probs = rng.dirichlet(np.ones(3), (2, 8, 8)).transpose(0, 3, 1, 2)
+    quality = label_quality_from_predictions(labels, probs, ["a", "b"], threshold=0.0)  # flags both
+    lq_reason = quality.set_index("image_id").loc["a", "reason"]
+    assert "(cleanlab softmin; dataset median" in lq_reason  # "; " inside one reason
+    dark = pd.DataFrame({"image_id": ["a"], "detector": ["dark"], "reason": ["too dark; mean 12"], "score": [0.3]})
+    flag_detections(store, KEY, pd.concat([quality, dark]))
+    row = review_queue(store, KEY).set_index("image_id").loc["a"]
+    assert split_reasons(row["reason"]) == [lq_reason, "too dark; mean 12"]
+    assert split_reasons(review_queue(store, KEY).set_index("image_id").loc["b", "reason"]) == [
+        quality.set_index("image_id").loc["b", "reason"]]
+
+
+def test_join_and_split_reasons():
+    reasons = ["label quality 0.10 (cleanlab softmin; dataset median 0.40): odd", "two\nlines", "", "odd", "odd"]
+    joined = join_reasons(reasons)
+    assert split_reasons(joined) == ["label quality 0.10 (cleanlab softmin; dataset median 0.40): odd",
+                                     "two lines", "odd"]  # a reason's own newline cannot split it
+    assert split_reasons("one; reason") == ["one; reason"] and split_reasons(None) == split_reasons("") == []
 
 
 def test_queue_order_and_position(store):

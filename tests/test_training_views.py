@@ -29,6 +29,17 @@ def test_curves_of_one_run():
     assert "waiting for the first epoch" in empty.layout.annotations[0].text
 
 
+def test_empty_charts_keep_a_sane_range():
+    # plotly's range for no data is -1..4: a score axis would read -100% to 400%
+    steps = [{"global_step": 1, "epoch": 0.1, "loss": 1.0, "lr": 1e-3}]
+    for fig in (training.metrics_figure([]), training.per_class_iou_figure([]), training.loss_figure([]),
+                training.lr_figure([]), training.compare_figure({"cancelled": []}, "miou"),
+                training.compare_figure({"cancelled": []}, "lr")):
+        assert tuple(fig.layout.yaxis.range) == (0, 1) and tuple(fig.layout.xaxis.range) == (0, 1), fig.layout.title
+    assert "no finished epoch" in training.compare_figure({"cancelled": []}, "miou").layout.annotations[0].text
+    assert training.loss_figure([], steps).layout.yaxis.range is None  # points: plotly fits them
+
+
 def test_compare_runs_and_confusion():
     fig = training.compare_figure({"a": _history(3), "b": _history(2)}, "iou:soil")
     assert [t.name for t in fig.data] == ["a", "b"] and list(fig.data[1].y) == [0.1, 0.2]

@@ -21,6 +21,7 @@ from seglib.predict import (
     Member,
     RunChoice,
     dataset_layout,
+    default_runs,
     open_members,
     predict,
     run_choices,
@@ -31,7 +32,7 @@ from seglib.predict.run import digest
 from seglib.train import CheckpointError, RunFolder
 from seglib.viz.compare_plots import column_colors
 
-from . import roots
+from . import progress, roots
 from .data import Loaded
 
 P = "compare_"
@@ -43,6 +44,9 @@ IMAGE = P + "image"              # str: the image shown in the Images section
 COL_A, COL_B = P + "a", P + "b"  # the two columns compared (disagreement, "where A beats B")
 ORDER = P + "order"              # str: a key of ORDERS; also the order of previous / next
 CELL = P + "cell"                # (column, true id, predicted id) picked in a confusion matrix
+PASS = P + "pass"                # the progress bar and Cancel button of a prediction pass
+FINISHED_ONLY = P + "finished_only"  # bool: the run picker hides cancelled, failed and interrupted runs
+EXPORT_PASS = P + "export_pass_" # + column name: the comparison key whose fitted-on-all export was asked for
 
 SPLITS = {"val": "Validation images of the runs", "labeled": "All labeled images", "test": "Unlabeled (test) images",
           "all": "All images"}
@@ -152,16 +156,17 @@ def picker(loaded: Loaded, lay: Layout) -> Spec | None:
                 + (f" ({len(rows)} runs there do not fit: see below.)" if rows else ""))
         _unusable(rows)
         return None
-    labels = {r.path: r.label for r in usable}
-    st.session_state.setdefault(RUNS, [r.path for r in usable[:2]])
-    st.session_state[RUNS] = [p for p in st.session_state[RUNS] if p in labels]
+    st.session_state.setdefault(RUNS, default_runs(usable))
     st.session_state.setdefault(ENSEMBLES, ["mean"])
     applied: Spec | None = st.session_state.get(APPLIED)
     with st.expander("Runs and ensembles", expanded=applied is None, icon=":material/tune:"):
+        shown = finished_filter(usable, FINISHED_ONLY)
+        labels = {r.path: r.label for r in shown}
+        st.session_state[RUNS] = [p for p in st.session_state[RUNS] if p in labels]
         c1, c2 = st.columns([3, 2])
         runs = c1.multiselect("Runs (each is a column)", list(labels), format_func=labels.get, key=RUNS,
                               help="Training runs from the checkpoints folder that fit this dataset's classes and "
-                                   "channels")
+                                   "channels; the two best finished ones are picked to start with")
         kinds = c2.pills("Ensembles of the chosen runs", list(ENSEMBLE_LABELS), selection_mode="multi",
                          format_func=ENSEMBLE_LABELS.get, key=ENSEMBLES,
                          help="Mean of the class probabilities; weighted mean (weights fitted on the runs' "
@@ -185,6 +190,23 @@ def picker(loaded: Loaded, lay: Layout) -> Spec | None:
             b2.caption("Changed: press **Compare** to apply.")
         _unusable(rows)
     return applied
+
+
+def finished_filter(usable: list[RunChoice], key: str, where=st) -> list[RunChoice]:
+    """The runs a picker lists: with the "Only finished runs" switch on (the default), runs that
+    were cancelled, failed, interrupted or are still training are left out; when no run has
+    finished, all of them, and the switch says so."""
+    unfinished = [r for r in usable if not r.finished]
+    if not unfinished:
+        return usable
+    if len(unfinished) == len(usable):
+        where.caption(f"No run has finished yet: the {len(usable)} listed were cancelled, failed, interrupted or are "
+                      "still training (their weights are from their best epoch so far).")
+        return usable
+    st.session_state.setdefault(key, True)
+    only = where.toggle(f"Only finished runs ({len(unfinished)} others: cancelled, failed, interrupted or "
+                        "training)", key=key)
+    return [r for r in usable if r.finished] if only else usable
 
 
 def _weights_editor(runs: list[str], labels: dict[str, str]) -> tuple[float, ...] | None:
@@ -243,26 +265,55 @@ def comparison(loaded: Loaded, spec: Spec, lay: Layout) -> Ctx | None:
         return None
     ensembles = ensembles_for(spec, members)
     key = digest(loaded.fingerprint, [m.identity for m in members], spec)
-    bar = st.empty()
-
-    def progress(done: int, total: int) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=f"Predicting {done:,} / {total:,} images with "
-                                                          f"{len(members)} models…")
+    if progress.cancelled(PASS):
+        for k in [k for k in st.session_state if str(k).startswith(EXPORT_PASS)]:
+            del st.session_state[k]          # an export's pass was cancelled: do not start it again
+        if key not in _comparisons():
+            st.session_state[APPLIED] = None
+            st.info("Comparison cancelled. Press **Compare** to start it again; what was finished is cached.")
+            return None
 
     def compute() -> Comparison:
-        return Comparison(predict(ds, members, ensembles, ids, tta=spec.tta, progress=progress, layout=lay,
-                                  fingerprint=loaded.fingerprint))
+        with progress.PassProgress(PASS) as bar:
+            return Comparison(predict(ds, members, ensembles, ids, tta=spec.tta, layout=lay,
+                                      fingerprint=loaded.fingerprint,
+                                      progress=bar.stage(f"Predicting with {len(members)} models"),
+                                      fit_progress=bar.stage("Fitting the weighted ensemble's weights")))
 
     try:
-        with st.spinner("Reading or computing the predictions…", show_time=True):
-            cmp = _comparisons().get_or_compute(key, compute)
+        cmp = _comparisons().get_or_compute(key, compute)
     except (ValueError, CheckpointError) as e:
         st.error(str(e))
         return None
-    finally:
-        bar.empty()
     colors = column_colors(cmp.model_names, cmp.ensemble_names)
     return Ctx(loaded, spec, cmp, lay, members, colors, key)
+
+
+def export_column(ctx: Ctx, name: str):
+    """The column to export as ``name``. A cross-fitted ensemble is scored with per-half weights,
+    but exported with the weights fitted on all the images (what a user applies to new images):
+    that takes one more prediction pass, run once when asked for (:func:`ask_export_pass`).
+    None until then."""
+    col = ctx.cmp.columns[name]
+    if not col.info.get("crossfit"):
+        return col
+    key = (ctx.key, "fitted on all", name)
+    if key not in _comparisons() and st.session_state.get(EXPORT_PASS + name) != ctx.key:
+        return None
+    return _comparisons().get_or_compute(key, lambda: _refit_column(ctx, name))
+
+
+def ask_export_pass(ctx: Ctx, name: str) -> None:
+    st.session_state[EXPORT_PASS + name] = ctx.key
+
+
+def _refit_column(ctx: Ctx, name: str):
+    ens = next(e for e in ctx.cmp.pred.ensembles if e.name == name)
+    with progress.PassProgress(PASS) as bar:
+        pred = predict(ctx.ds, ctx.members, [ens], ctx.cmp.ids, tta=ctx.spec.tta, layout=ctx.layout,
+                       fingerprint=ctx.loaded.fingerprint, crossfit=False,
+                       progress=bar.stage(f"Predicting {name} with the weights fitted on all"))
+    return pred.columns[name]
 
 
 # --- header and sections ----------------------------------------------------------------------
@@ -278,7 +329,8 @@ def summary(ctx: Ctx) -> None:
         if cmp.has_labels:
             miou = cmp.scores(name)["miou"]
             delta = None if member else f"{miou - best_model:+.3f} vs best run"
-            col.metric(f"mIoU · {name}", f"{miou:.3f}", delta, help=helptext)
+            crossfit = " · cross-fitted" if cmp.columns[name].info.get("crossfit") else ""
+            col.metric(f"mIoU · {name}{crossfit}", f"{miou:.3f}", delta, help=helptext)
         else:
             col.metric(f"confidence · {name}", f"{cmp.mean_confidence(name).mean():.2f}", help=helptext)
     n_lab = len(cmp.labeled_ids)
@@ -290,12 +342,24 @@ def summary(ctx: Ctx) -> None:
 
 def _ensemble_help(ctx: Ctx, name: str) -> str:
     ens = next(e for e in ctx.cmp.pred.ensembles if e.name == name)
-    weights = ", ".join(f"{m} {w:.2f}" for m, w in zip(ens.members, ens.member_weights(), strict=True))
-    fitted = ""
+    return ensemble_description(ens)
+
+
+def _weights_text(members, weights) -> str:
+    return ", ".join(f"{m} {w:.2f}" for m, w in zip(members, weights, strict=True))
+
+
+def ensemble_description(ens: Ensemble) -> str:
+    """What an ensemble column is, and for fitted weights how its scores stay honest."""
+    text = f"{ENSEMBLE_LABELS[ens.kind]} of {_weights_text(ens.members, ens.member_weights())}"
     if ens.fit_info:
-        fitted = (f"; fitted on {ens.fit_info['n_images']} validation images (their mIoU "
-                  f"{ens.fit_info['miou']:.3f})")
-    return f"{ENSEMBLE_LABELS[ens.kind]} of {weights}{fitted}"
+        text += (f", fitted for mIoU on {ens.fit_info['n_images']} validation images (the weights used to export "
+                 "and predict)")
+    if ens.crossfit is not None:
+        folds = "; ".join(_weights_text(ens.members, w) for w in ens.crossfit.weights)
+        text += (f". Scored cross-fitted: each of {len(ens.crossfit.folds)} halves of those images is predicted "
+                 f"with the weights fitted on the other ({folds}), so no image scores weights it helped choose")
+    return text + "."
 
 
 def sections(ctx: Ctx) -> list[str]:

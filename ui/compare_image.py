@@ -15,7 +15,10 @@ from seglib.viz import maps
 from .compare import COL_A, COL_B, IMAGE, ORDER, Ctx, P, kept, pair
 
 ALPHA, OUTLINE, CLASSES, MAP_KIND = P + "alpha", P + "outline", P + "classes", P + "map_kind"
+ZOOM_ON, ZOOM, ZOOM_X, ZOOM_Y = P + "zoom_on", P + "zoom", P + "zoom_x", P + "zoom_y"
 DISPLAY = 512     # longer side of the pictures, px: a 64x128 crop grows 4x by whole pixels (crisp borders)
+ZOOM_DISPLAY = 1024   # longer side of the zoomed pair's pictures
+ZOOMS = [1, 2, 4, 8]
 
 
 def order_key(ctx: Ctx) -> str:
@@ -105,7 +108,7 @@ def image_section(ctx: Ctx) -> None:
     scores = {n: cmp.image_scores(n) for n in cmp.names}
     row = cmp.ids.index(current)
     cmap = ds.class_map
-    tiles = [("Image", viz.to_rgb(image), f"{image.shape[1]}×{image.shape[0]}")]
+    tiles = [("Image", viz.to_rgb(image), f"{image.shape[0]}×{image.shape[1]} (H×W)")]   # as Home writes sizes
     if truth is not None:
         tiles.append(("Ground truth", viz.render(image, truth, cmap, "overlay", alpha, visible, outline), ""))
     for name in cmp.names:
@@ -115,6 +118,9 @@ def image_section(ctx: Ctx) -> None:
     per_row = min(max(len(tiles), 4), 6)   # the analysis row below shares the tile size
     _rows(tiles, per_row)
     st.html(viz.legend_html(cmap, visible))
+    if st.toggle(f"Zoom in on {a} and {b}", help="The pair A and B (and the ground truth) large, side by side; "
+                 "zoom into a region to judge boundaries pixel by pixel", **kept(ZOOM_ON, False)):
+        _zoomed_pair(ctx, image, truth, current, (a, b), alpha, visible, outline)
 
     ma, mb = cmp.mask(a, current), cmp.mask(b, current)
     gt = truth if truth is not None else None
@@ -139,6 +145,38 @@ def image_section(ctx: Ctx) -> None:
     st.html(_swatches(legend))
     if gt is not None:
         _class_table(ctx, current)
+
+
+def zoom_window(shape: tuple[int, int], factor: int, cx: float, cy: float) -> tuple[slice, slice]:
+    """Rows and columns of the 1/factor-size window of an (H, W) image centred near (cx, cy), in
+    0..1 of the width and height, kept inside the image."""
+    h, w = shape
+    wh, ww = max(1, round(h / factor)), max(1, round(w / factor))
+    top = min(max(0, round(cy * h - wh / 2)), h - wh)
+    left = min(max(0, round(cx * w - ww / 2)), w - ww)
+    return slice(top, top + wh), slice(left, left + ww)
+
+
+def _zoomed_pair(ctx: Ctx, image, truth, image_id: str, pair_names: tuple[str, str], alpha: float,
+                 visible, outline: bool) -> None:
+    z1, z2, z3 = st.columns([2, 3, 3], vertical_alignment="bottom")
+    factor = z1.segmented_control("Zoom", ZOOMS, format_func=lambda f: f"{f}×", required=True,
+                                  **kept(ZOOM, 2, ZOOMS)) or 1
+    cx = z2.slider("Centre, across", 0.0, 1.0, step=0.05, disabled=factor == 1, **kept(ZOOM_X, 0.5))
+    cy = z3.slider("Centre, down", 0.0, 1.0, step=0.05, disabled=factor == 1, **kept(ZOOM_Y, 0.5))
+    rows, cols = zoom_window(image.shape[:2], factor, cx, cy)
+    crop = image[rows, cols]
+    cmap = ctx.ds.class_map
+    tiles = [] if truth is None else [("Ground truth", truth[rows, cols])]
+    tiles += [(name, ctx.cmp.mask(name, image_id)[rows, cols]) for name in dict.fromkeys(pair_names)]
+    scores = {n: ctx.cmp.image_scores(n)["miou"][ctx.cmp.ids.index(image_id)] for n in pair_names}
+    for col, (title, mask) in zip(st.columns(len(tiles)), tiles, strict=True):
+        col.markdown(f"**{escape(title)}**" + (f" · mIoU {scores[title]:.3f}" if title in scores and truth is not None
+                                               and not math.isnan(scores[title]) else ""))
+        rgb = viz.render(crop, mask, cmap, "overlay", alpha, visible, outline)
+        col.image(viz.thumbnail_pair(rgb, None, ZOOM_DISPLAY)[0], width="stretch")
+    st.caption(f"Rows {rows.start}–{rows.stop - 1}, columns {cols.start}–{cols.stop - 1} of {image.shape[0]}×"
+               f"{image.shape[1]}, each pixel drawn as a square.")
 
 
 def _rows(tiles: list[tuple[str, object, str]], per_row: int) -> None:

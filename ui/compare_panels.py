@@ -13,7 +13,7 @@ from seglib.predict import ORDERS
 from seglib.viz import maps
 from seglib.viz.compare_plots import confusion_figure, grouped_bars
 
-from .compare import CELL, ORDER, Ctx, P, kept, open_image, pair_pickers
+from .compare import CELL, ORDER, Ctx, P, ensemble_description, kept, open_image, pair_pickers
 from .compare_image import order_key
 
 TABLE_GEN, CM_GEN = P + "table_gen", P + "cm_gen"
@@ -114,12 +114,7 @@ def dataset_section(ctx: Ctx) -> None:
 def _fitted_note(ctx: Ctx) -> None:
     for e in ctx.cmp.pred.ensembles:
         if e.fit_info:
-            weights = ", ".join(f"{m} {w:.2f}" for m, w in zip(e.members, e.weights, strict=True))
-            note = (f"**{e.name}**: weights {weights}, fitted for mIoU on {e.fit_info['n_images']} validation "
-                    "images of the runs")
-            if ctx.spec.split == "val":
-                note += " — these same images: its scores here are optimistic"
-            st.caption(note)
+            st.caption(f"**{e.name}**: {ensemble_description(e)}")
 
 
 # --- confusion ------------------------------------------------------------------------------------

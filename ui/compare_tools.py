@@ -7,23 +7,47 @@ import pandas as pd
 import streamlit as st
 
 from seglib import paths, viz
+from seglib.cache import LRU
 from seglib.predict import label_quality, masks_zip, write_masks
 from seglib.review import dataset_key, flag_detections
 from seglib.viz import maps
 
-from . import roots
-from .compare import Ctx, P, kept, open_image
+from . import progress, roots
+from .compare import Ctx, P, ask_export_pass, export_column, kept, open_image
 from .data import review_store
 
 LQ_RUN, LQ_GEN, LQ_REASON, LQ_DONE = P + "lq_run", P + "lq_gen", P + "lq_reason", P + "lq_done"
+LQ_PASS, LQ_STOPPED = P + "lq_pass", P + "lq_stopped"   # its progress bar; the ranking whose pass was cancelled
 EXPORT_COLUMN, EXPORT_COLOUR, EXPORT_PATH, EXPORT_DONE = P + "ex_col", P + "ex_colour", P + "ex_path", P + "ex_done"
 THUMBS = 4
 
 
 # --- label quality ----------------------------------------------------------------------------------
-@st.cache_resource(max_entries=4, show_spinner=False)
-def _label_quality(identity: str, fingerprint: str, tta: bool, _ds, _member, _layout):
-    return label_quality(_ds, _member, tta=tta, layout=_layout, fingerprint=fingerprint)
+@st.cache_resource(show_spinner=False)
+def _qualities() -> LRU:
+    """Label-quality rankings in memory, shared by the sessions (beneath: the disk cache)."""
+    return LRU(4)
+
+
+def _label_quality(ctx: Ctx, member):
+    """cleanlab's ranking of ``member``'s validation labels: from memory, the disk cache, or a
+    pass over those images with a progress bar and Cancel (None once cancelled, until asked again)."""
+    key = (member.identity, ctx.loaded.fingerprint, ctx.spec.tta)
+    if progress.cancelled(LQ_PASS):
+        st.session_state[LQ_STOPPED] = key
+    if key not in _qualities() and st.session_state.get(LQ_STOPPED) == key:
+        st.info("Label quality cancelled.")
+        st.button("Rank the labels", icon=":material/play_arrow:", key=P + "lq_again",
+                  on_click=lambda: st.session_state.pop(LQ_STOPPED, None))
+        return None
+
+    def compute():
+        with progress.PassProgress(LQ_PASS) as bar:
+            return label_quality(ctx.ds, member, tta=ctx.spec.tta, layout=ctx.layout,
+                                 fingerprint=ctx.loaded.fingerprint,
+                                 progress=bar.stage(f"Predicting {member.name}'s validation images"))
+
+    return _qualities().get_or_compute(key, compute)
 
 
 def quality_section(ctx: Ctx) -> None:
@@ -37,10 +61,11 @@ def quality_section(ctx: Ctx) -> None:
                "an image whose label the model contradicts, confidently, over a region, is worth a second look. "
                "Magenta: the pixels cleanlab finds mislabeled.")
     try:
-        with st.spinner("Predicting the validation images and ranking their labels with cleanlab…", show_time=True):
-            lq = _label_quality(member.identity, ctx.loaded.fingerprint, ctx.spec.tta, ds, member, ctx.layout)
+        lq = _label_quality(ctx, member)
     except ValueError as e:
         st.warning(str(e))
+        return
+    if lq is None:
         return
     key = dataset_key(ds)
     store = review_store()
@@ -88,8 +113,11 @@ def quality_section(ctx: Ctx) -> None:
 
 # --- export -----------------------------------------------------------------------------------------
 @st.cache_data(max_entries=4, show_spinner="Packing the masks…")
-def _zip(key: str, name: str, colour: bool, _column, _class_map) -> bytes:
-    return masks_zip(_column, class_map=_class_map, colour=colour)
+def _zip(key: str, name: str, colour: bool, npz: bool, _column, _class_map) -> bytes:
+    try:
+        return masks_zip(_column, class_map=_class_map, colour=colour, npz=npz)
+    except ValueError:   # masks of several sizes: the PNGs alone
+        return masks_zip(_column, class_map=_class_map, colour=colour)
 
 
 def export_section(ctx: Ctx) -> None:
@@ -101,8 +129,19 @@ def export_section(ctx: Ctx) -> None:
     c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
     name = c1.selectbox("Masks of", cmp.names, **kept(EXPORT_COLUMN, cmp.names[-1], cmp.names))
     colour = c2.toggle("Colour previews too", **kept(EXPORT_COLOUR, False))
-    column = cmp.columns[name]
-    st.download_button(f"Download {len(column):,} masks (.zip)", _zip(ctx.key, name, colour, column, ds.class_map),
+    column = export_column(ctx, name)
+    if cmp.columns[name].info.get("crossfit"):
+        weights = ", ".join(f"{m} {w:.2f}" for m, w in zip(*_fitted_weights(ctx, name), strict=True))
+        st.caption(f"**{name}** is scored on this page cross-fitted; its masks are exported with the weights fitted "
+                   f"on all the validation images ({weights}), as `seglib predict` applies them: one more "
+                   "prediction pass.")
+        if column is None:
+            st.button(f"Predict {len(cmp.ids):,} images with these weights", icon=":material/play_arrow:",
+                      key=P + "export_pass", on_click=ask_export_pass, args=(ctx, name))
+            _metric_tables(ctx)
+            return
+    packed = _zip(ctx.key, name, colour, ds.kind == "npz", column, ds.class_map)
+    st.download_button(f"Download {len(column):,} masks (.zip)", packed,
                        f"{ds.name}-{name.replace(' ', '-')}-masks.zip", "application/zip", icon=":material/download:",
                        key=P + "dl_zip")
     default = str(paths.data_dir() / "exports" / f"{ds.name}-{name.replace(' ', '-')}")
@@ -120,6 +159,16 @@ def export_section(ctx: Ctx) -> None:
     if done:
         st.success(f"Wrote {done['written']:,} masks to `{done['out']}`" + (f" and `{done['npz']}`" if done["npz"]
                                                                             else ""))
+    _metric_tables(ctx)
+
+
+def _fitted_weights(ctx: Ctx, name: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    ens = next(e for e in ctx.cmp.pred.ensembles if e.name == name)
+    return ens.members, ens.member_weights()
+
+
+def _metric_tables(ctx: Ctx) -> None:
+    cmp = ctx.cmp
     st.subheader("Metric tables")
     c1, c2, c3 = st.columns(3)
     c1.download_button("Per-image metrics (CSV)", cmp.per_image().to_csv(), "per-image-metrics.csv", "text/csv",

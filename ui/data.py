@@ -72,6 +72,22 @@ def current_path() -> str:
     return st.session_state.get(state.DATASET) or ensure_demo()
 
 
+def open_problem(path: str) -> str | None:
+    """Why ``path`` cannot be the app's dataset (one line), or None when it opens with images in
+    it (then it is loaded and cached, so switching to it costs nothing more). The sidebar asks
+    before it switches: a path that does not open leaves the open dataset as it was."""
+    resolved = roots.allowed(path)
+    if resolved is None:
+        return "refused"   # roots.allowed has shown why, naming the dataset roots
+    if not resolved.exists():
+        return f"{path}: no such file or folder"
+    try:
+        loaded = _load(str(resolved), st.session_state.get(state.RELOAD, 0))
+    except DatasetError as e:
+        return str(e)
+    return None if loaded.ds.all_ids else loaded.ds.empty_reason()
+
+
 def current() -> Loaded | None:
     """The dataset chosen in the sidebar, or None after showing why it cannot be opened.
 
@@ -81,7 +97,11 @@ def current() -> Loaded | None:
     if path is None:
         return None
     try:
-        return _load(str(path), st.session_state.get(state.RELOAD, 0))
+        loaded = _load(str(path), st.session_state.get(state.RELOAD, 0))
     except DatasetError as e:
         st.error(str(e))
         return None
+    if not loaded.ds.all_ids:  # no image file at all: no page has anything to show (unreadable ones: Home's report)
+        st.error(loaded.ds.empty_reason(), icon=":material/folder_off:")
+        return None
+    return loaded

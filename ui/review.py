@@ -16,6 +16,7 @@ from seglib.review import tables
 from seglib.stats import DatasetStats
 from seglib.viz import plots
 
+from . import progress
 from .data import Loaded, review_store
 
 # Session keys of this page (all prefixed "review_").
@@ -29,6 +30,8 @@ NEAR_THRESHOLD = "review_near_threshold"  # float: pixel correlation a near-copy
 LAST_ACTION = "review_last_action"  # str: a message shown once after a rerun
 LEARNED = "review_learned_map"      # bool: place images by a trained run's encoder, not by thumbnails
 LEARNED_RUN = "review_learned_run"  # str: that run's folder
+LEARNED_FINISHED_ONLY = "review_learned_finished_only"  # bool: the run picker hides cancelled and failed runs
+LEARNED_PASS = "review_learned_pass"  # the learned map's progress bar and Cancel button
 
 SECTIONS = ["Map", "Detectors", "Queue", "Export"]
 STATE_LABELS = {"flagged": "Flagged", "keep": "Keep", "exclude": "Exclude", "relabel": "Needs relabel"}
@@ -161,23 +164,41 @@ def flag_buttons(ctx: Ctx, ids: list[str], where: str, gen_key: str) -> None:
 THUMBNAIL_MAP = ("pc1/pc2: a PCA map of small thumbnails and class fractions (look-alike images sit together). ")
 
 
-@st.cache_data(max_entries=4, show_spinner="Embedding every image with the run's encoder…")
-def _learned_projection(path: str, fingerprint: str, run: str, identity: str, _ds: SegDataset) -> pd.DataFrame:
+@st.cache_resource(show_spinner=False)
+def _learned_projections():
+    """Learned maps in memory, shared by the sessions (beneath: embedding_projection's disk cache)."""
+    from seglib.cache import LRU
+
+    return LRU(4)
+
+
+def _learned_projection(ctx: Ctx, run: str, identity: str) -> pd.DataFrame:
+    """The learned map of ``run``: from memory, else from the disk cache, else embedded with a
+    progress bar and a Cancel button (see ui.progress)."""
     from seglib.predict import embedding_projection, open_member  # loads torch: only when asked for
 
-    return embedding_projection(_ds, open_member(run))
+    def compute() -> pd.DataFrame:
+        with progress.PassProgress(LEARNED_PASS) as bar:
+            return embedding_projection(ctx.ds, open_member(run),
+                                        progress=bar.stage(f"Embedding the images with {Path(run).name}'s encoder"))
+
+    return _learned_projections().get_or_compute((ctx.loaded.path, ctx.loaded.fingerprint, run, identity), compute)
 
 
-def _learned_runs(ctx: Ctx) -> dict[str, str]:
-    """{run folder: label} of the runs in the checkpoints folder that can read this dataset."""
-    from seglib.predict import run_choices  # loads torch: only when the learned map is switched on
+def _learned_runs(ctx: Ctx, where) -> tuple[dict[str, str], str | None]:
+    """({run folder: label} of the runs in the checkpoints folder that can read this dataset, as the
+    "Only finished runs" switch filters them, the best finished run)."""
+    from seglib.predict import default_runs, run_choices  # loads torch: only when the learned map is switched on
 
     from . import compare, roots
 
-    where = roots.checkpoints_folder()
-    if where is None:
-        return {}
-    return {r.path: r.label for r in run_choices(compare.layout(ctx.loaded), where) if r.problem is None}
+    folder = roots.checkpoints_folder()
+    if folder is None:
+        return {}, None
+    usable = [r for r in run_choices(compare.layout(ctx.loaded), folder) if r.problem is None]
+    best = default_runs(usable, 1)
+    shown = compare.finished_filter(usable, LEARNED_FINISHED_ONLY, where)
+    return {r.path: r.label for r in shown}, (best[0] if best else None)
 
 
 def projection_for(ctx: Ctx, switch) -> tuple[pd.DataFrame, str]:
@@ -185,21 +206,23 @@ def projection_for(ctx: Ctx, switch) -> tuple[pd.DataFrame, str]:
     PCA, or (switched on in ``switch``, a column) a trained run's encoder, which sees what an
     image holds, not only how it looks; images the thumbnails mix up (the demo's aliens) stand
     apart there."""
+    if progress.cancelled(LEARNED_PASS):
+        st.session_state[LEARNED] = False
+        st.info("Learned map cancelled: showing the thumbnail map.")
     if switch.toggle("Learned map", key=LEARNED, help="Place the images by the features of a trained run's "
                                                        "encoder (computed once per run and dataset, then cached)"):
-        runs = _learned_runs(ctx)
+        runs, best = _learned_runs(ctx, st)
         if not runs:
             st.caption("No trained run can read this dataset yet: train one on the Train page.")
         else:
             if st.session_state.get(LEARNED_RUN) not in runs:
-                st.session_state[LEARNED_RUN] = next(iter(runs))
+                st.session_state[LEARNED_RUN] = best if best in runs else next(iter(runs))
             run = st.selectbox("Encoder of", list(runs), format_func=runs.get, key=LEARNED_RUN)
             from seglib.predict.members import weights_identity
             from seglib.train import CheckpointError, RunFolder
 
             try:
-                proj = _learned_projection(ctx.loaded.path, ctx.loaded.fingerprint, run,
-                                           weights_identity(RunFolder(run).weights_path()), ctx.ds)
+                proj = _learned_projection(ctx, run, weights_identity(RunFolder(run).weights_path()))
                 return proj, (f"pc1/pc2: a PCA of the encoder features of **{Path(run).name}** (images the model "
                               "sees as alike sit together; odd content lies apart). ")
             except (CheckpointError, OSError) as e:

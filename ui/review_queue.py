@@ -7,6 +7,7 @@ import streamlit as st
 
 from seglib import paths, review, viz
 from seglib.review import export
+from seglib.review.store import split_reasons
 
 from . import roots
 from .review import STATE_LABELS, Ctx, say
@@ -93,7 +94,7 @@ def _show_image(ctx: Ctx, row) -> None:
     left, right = st.columns([3, 1])
     with right:
         st.markdown("**Why it is here**")
-        reasons = [r for r in str(row.reason or "").split("; ") if r]
+        reasons = split_reasons(row.reason)
         st.markdown("\n".join(f"- {r}" for r in reasons) or "_no reason recorded_")
         if isinstance(row.detector, str) and row.detector:
             st.caption(f"detector: {row.detector}" + (f" · score {row.score:.2f}" if pd.notna(row.score) else ""))

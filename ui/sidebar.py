@@ -6,7 +6,7 @@ import streamlit as st
 from seglib.data import DatasetError
 from seglib.data.upload import save_upload
 
-from . import data, roots, state
+from . import data, state
 
 
 def short_path(file: str, root) -> str:
@@ -38,11 +38,15 @@ def dataset_picker() -> None:
             with st.form("picker_path_form", border=False):
                 path = st.text_input("Folder or .npz path", value=current, key="picker_path",
                                      placeholder="/data/camvid or /data/mars.npz")
-                # Checked here too, so a refused path leaves the open dataset as it was.
-                if (st.form_submit_button("Open", width="stretch") and path.strip() != current
-                        and roots.allowed(path.strip()) is not None):
-                    _use(path.strip())
-                    st.rerun()
+                # Opened here first, so a refused, missing or unreadable path leaves the open
+                # dataset (and the URL) as they were, and says why next to the box.
+                if st.form_submit_button("Open", width="stretch") and path.strip() != current:
+                    problem = data.open_problem(path.strip())
+                    if problem is None:
+                        _use(path.strip())
+                        st.rerun()
+                    elif problem != "refused":
+                        st.error(f"{problem}. The open dataset stays.", icon=":material/folder_off:")
         else:
             up = st.file_uploader("A .npz, or a .zip of a dataset folder", type=["npz", "zip"], key="picker_upload")
             if up is not None:

@@ -11,9 +11,10 @@ from seglib.augment import list_pipelines
 from seglib.losses import CLASS_WEIGHTING, LOSSES, LossError, parse_formula
 from seglib.models import ARCHITECTURES, ENCODERS, catalog
 from seglib.review import dataset_key
-from seglib.train import ConfigError, TrainConfig, checkpoints_dir
+from seglib.train import ConfigError, TrainConfig, checkpoints_dir, form_memory
 from seglib.train.config import MONITORS, OPTIMIZERS, SAMPLERS, SCHEDULERS
 from seglib.train.cpu_share import threads_sparing_a_core
+from seglib.train.data import training_problem
 from seglib.train.jobs import JobError, JobManager
 
 from .data import Loaded, review_store
@@ -25,9 +26,23 @@ CONFIRM_DELETE = "train_confirm"   # str: run waiting for the second click of "D
 MESSAGE = "train_message"          # (kind, text): shown once after the rerun an action caused
 ACTIVE_SEEN = "train_active_seen"  # tuple of active job ids at the last full run
 W = "train_w_"                     # prefix of the form's widget keys
+FORM_DATASET = "train_form_dataset"  # str: the dataset whose remembered values the form started from
+FORM_SAVED = "train_form_saved"      # dict: the form's values as last written to the data folder
 
 NO_AUG = "(none)"
 DEVICES = ["auto", "cpu", "cuda", "mps"]
+AMP_MODES = ["auto", "off", "bf16", "fp16"]
+# (min, max) of each number input; also what a remembered value must lie in to be restored
+RANGES = {"focal_gamma": (0.0, 10.0), "tversky_alpha": (0.0, 1.0), "tversky_beta": (0.0, 1.0),
+          "sampler_factor": (1.0, 50.0), "val_fraction": (0.02, 0.9), "epochs": (1, 10_000), "batch_size": (1, 4096),
+          "lr": (1e-7, 10.0), "weight_decay": (0.0, 1.0), "patience": (0, 1000), "max_steps_per_epoch": (0, 1_000_000),
+          "grad_clip": (0.0, 1000.0), "workers": (-1, 64), "seed": (0, 2**31 - 1)}
+LOSS_WEIGHT = "loss_w_"  # + a loss term: that term's weight
+LOSS_WEIGHT_RANGE = (0.05, 100.0)
+# The options of the form's select boxes: a remembered value outside them falls back to the default.
+CHOICES = {"arch": ARCHITECTURES, "encoder": ENCODERS, "class_weights": CLASS_WEIGHTING, "sampler": SAMPLERS,
+           "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "monitor": MONITORS, "amp": AMP_MODES}
+NOT_REMEMBERED = ("name",)  # a run name names one run
 
 
 # --- the job manager ------------------------------------------------------------------------
@@ -43,7 +58,7 @@ def manager() -> JobManager:
     return _manager(str(checkpoints_dir().expanduser().resolve()))
 
 
-def init() -> None:
+def init(loaded: Loaded) -> None:
     st.session_state.setdefault(WATCH, "")
     st.session_state.setdefault(CONFIRM_DELETE, "")
     st.session_state.setdefault(MESSAGE, None)
@@ -53,8 +68,7 @@ def init() -> None:
     if COMPARE not in st.session_state:
         given = st.query_params.get("runs", "")
         st.session_state[COMPARE] = [r for r in given.split(",") if r]
-    if f"{W}arch" not in st.session_state:
-        set_form(TrainConfig())
+    restore_form(dataset_key(loaded.ds))
 
 
 def say(kind: str, text: str) -> None:
@@ -77,26 +91,103 @@ PLAIN = ("arch", "encoder", "focal_gamma", "tversky_alpha", "tversky_beta", "cla
          "device", "amp", "workers", "seed")
 
 
-def set_form(cfg: TrainConfig) -> None:
-    """Put a config's values into the form's widgets (call from a callback, before they render)."""
-    s = st.session_state
+def form_values(cfg: TrainConfig) -> dict:
+    """A config as the form's widget values, by key without the ``train_w_`` prefix."""
+    values = {}
     defaults = TrainConfig()
     for name in PLAIN:
         value = getattr(cfg, name)
         kind = type(getattr(defaults, name))
         # number inputs refuse a value whose type differs from their bounds (JSON may hold 3 for 3.0)
-        s[W + name] = kind(value) if kind in (int, float) and isinstance(value, (int, float)) else value
+        values[name] = kind(value) if kind in (int, float) and isinstance(value, (int, float)) else value
     try:
         terms = parse_formula(cfg.loss)
     except LossError:
         terms = parse_formula(TrainConfig.loss)
-    s[W + "loss_terms"] = [name for _, name in terms]
+    values["loss_terms"] = [name for _, name in terms]
     for weight, name in terms:
-        s[f"{W}loss_w_{name}"] = float(weight)
-    s[W + "manual_weights"] = ", ".join(f"{w:g}" for w in cfg.manual_class_weights)
-    s[W + "sampler_classes"] = list(cfg.sampler_classes or [])
-    s[W + "aug"] = cfg.aug or NO_AUG
-    s[W + "name"] = ""
+        values[LOSS_WEIGHT + name] = float(weight)
+    values["manual_weights"] = ", ".join(f"{w:g}" for w in cfg.manual_class_weights)
+    values["sampler_classes"] = list(cfg.sampler_classes or [])
+    values["aug"] = cfg.aug or NO_AUG
+    values["name"] = ""
+    return values
+
+
+def set_form(cfg: TrainConfig) -> None:
+    """Put a config's values into the form's widgets (call from a callback, before they render)."""
+    for name, value in form_values(cfg).items():
+        st.session_state[W + name] = value
+
+
+# --- the form remembered across sessions ------------------------------------------------------
+def restore_form(dataset: str) -> None:
+    """Start the form from the values last used on ``dataset`` (a reload, a new tab, or a return
+    from another page, which drops widget values); defaults for what was never set or is no
+    longer offered. Switching datasets loads that dataset's values when it has any."""
+    s = st.session_state
+    fresh = W + "arch" not in s
+    if not fresh and s.get(FORM_DATASET) == dataset:
+        return
+    saved = form_memory.recall(dataset)
+    if fresh or saved:
+        set_form(TrainConfig())
+        for name, value in still_valid(saved).items():
+            s[W + name] = value
+    # Nothing remembered yet: what the form holds now needs no writing until it changes.
+    s[FORM_DATASET], s[FORM_SAVED] = dataset, saved or _form_now()
+
+
+def still_valid(saved: dict) -> dict:
+    """The remembered values the form can still take (the right type, in range, among the
+    options: an encoder that is gone falls back to the default)."""
+    defaults = form_values(TrainConfig())
+    kept = {}
+    for name, value in saved.items():
+        is_weight = name.startswith(LOSS_WEIGHT) and name[len(LOSS_WEIGHT):] in LOSSES
+        default = 1.0 if is_weight else defaults.get(name)
+        if name in NOT_REMEMBERED or default is None:
+            continue
+        if isinstance(default, bool) or isinstance(value, bool):
+            ok = type(value) is type(default)
+        elif isinstance(default, (int, float)):
+            low, high = LOSS_WEIGHT_RANGE if is_weight else RANGES[name]
+            ok = isinstance(value, (int, float)) and not (isinstance(default, int) and isinstance(value, float))
+            ok = ok and low <= value <= high
+            value = type(default)(value) if ok else value
+        elif isinstance(default, str):
+            ok = isinstance(value, str) and value in CHOICES.get(name, [value])
+        elif name == "loss_terms":
+            ok = isinstance(value, list) and all(t in LOSSES for t in value)
+        else:  # sampler_classes: class ids (the form drops those the dataset lacks)
+            ok = isinstance(value, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in value)
+        if ok:
+            kept[name] = value
+    return kept
+
+
+def remember_form(dataset: str) -> None:
+    """Write the form's values for ``dataset`` when they changed since the last write: a reload
+    finds them. Best effort: a read-only data folder only means the next session starts afresh."""
+    values = _form_now()
+    if values == st.session_state.get(FORM_SAVED):
+        return
+    try:
+        form_memory.remember(dataset, values)
+    except (OSError, TypeError):
+        return
+    st.session_state[FORM_SAVED] = values
+
+
+def _form_now() -> dict:
+    """The form's values to remember, by key without the prefix."""
+    s = st.session_state
+    values = {key[len(W):]: s[key] for key in list(s.keys()) if isinstance(key, str) and key.startswith(W)}
+    for name in NOT_REMEMBERED:
+        values.pop(name, None)
+    if "sampler_classes" in values:  # numpy ints would not go into JSON
+        values["sampler_classes"] = [int(c) for c in values["sampler_classes"]]
+    return values
 
 
 def use_preset(preset: str) -> None:
@@ -115,7 +206,7 @@ def use_run_config(config: dict, name: str) -> None:
 
 def _formula() -> str:
     terms = st.session_state.get(W + "loss_terms") or []
-    weights = {t: st.session_state.get(f"{W}loss_w_{t}", 1.0) for t in terms}
+    weights = {t: st.session_state.get(W + LOSS_WEIGHT + t, 1.0) for t in terms}
     return "+".join(t if weights[t] == 1 else f"{weights[t]:g}*{t}" for t in terms)
 
 
@@ -141,6 +232,9 @@ def build_config(loaded: Loaded) -> TrainConfig:
                       sampler_classes=list(s[W + "sampler_classes"]) or None,
                       aug=None if s[W + "aug"] == NO_AUG else s[W + "aug"], **values)
     cfg.validate()
+    problem = training_problem(loaded.ds, loaded.stats)  # nothing to train on: Start stays disabled, saying why
+    if problem:
+        raise ConfigError(problem)
     return cfg
 
 
@@ -176,15 +270,16 @@ def _loss_widgets() -> None:
     if terms:
         cols = st.columns(len(terms))
         for col, term in zip(cols, terms, strict=True):
-            st.session_state.setdefault(f"{W}loss_w_{term}", 1.0)
-            col.number_input(f"weight of {term}", 0.05, 100.0, step=0.25, key=f"{W}loss_w_{term}")
+            st.session_state.setdefault(W + LOSS_WEIGHT + term, 1.0)
+            col.number_input(f"weight of {term}", *LOSS_WEIGHT_RANGE, step=0.25, key=W + LOSS_WEIGHT + term)
         st.caption(f"Loss = `{_formula()}`")
     c1, c2, c3 = st.columns(3)
-    c1.number_input("focal gamma", 0.0, 10.0, step=0.5, key=W + "focal_gamma", disabled="focal" not in terms,
-                    help="0 = cross-entropy; 2 focuses on hard pixels (won on Mars)")
-    c2.number_input("Tversky alpha", 0.0, 1.0, step=0.05, key=W + "tversky_alpha", disabled="tversky" not in terms,
-                    help="weight of false positives")
-    c3.number_input("Tversky beta", 0.0, 1.0, step=0.05, key=W + "tversky_beta", disabled="tversky" not in terms,
+    c1.number_input("focal gamma", *RANGES["focal_gamma"], step=0.5, key=W + "focal_gamma",
+                    disabled="focal" not in terms, help="0 = cross-entropy; 2 focuses on hard pixels (won on Mars)")
+    c2.number_input("Tversky alpha", *RANGES["tversky_alpha"], step=0.05, key=W + "tversky_alpha",
+                    disabled="tversky" not in terms, help="weight of false positives")
+    c3.number_input("Tversky beta", *RANGES["tversky_beta"], step=0.05, key=W + "tversky_beta",
+                    disabled="tversky" not in terms,
                     help="weight of false negatives; above alpha favours recall of small classes")
     st.selectbox("Class weighting", CLASS_WEIGHTING, key=W + "class_weights",
                  help="inverse: 1/frequency; median: median frequency / frequency; manual: one value per class id")
@@ -209,9 +304,9 @@ def _data_widgets(loaded: Loaded) -> None:
     c2.multiselect("Classes to oversample", cmap.ids, key=W + "sampler_classes", format_func=cmap.name_of,
                    placeholder="the rarest class", disabled=st.session_state[W + "sampler"] != "oversample")
     c1, c2 = st.columns(2)
-    c1.number_input("Oversampling factor", 1.0, 50.0, step=0.5, key=W + "sampler_factor",
+    c1.number_input("Oversampling factor", *RANGES["sampler_factor"], step=0.5, key=W + "sampler_factor",
                     disabled=st.session_state[W + "sampler"] != "oversample")
-    c2.number_input("Validation fraction", 0.02, 0.9, step=0.05, key=W + "val_fraction",
+    c2.number_input("Validation fraction", *RANGES["val_fraction"], step=0.05, key=W + "val_fraction",
                     help="a split stratified by the rarest class each image holds, drawn from the seed")
     excluded = review_store().counts(dataset_key(loaded.ds)).get("exclude", 0)
     st.checkbox(f"Leave out the {excluded:,} images marked “exclude” on the Review page", key=W + "leave_out_excluded")
@@ -219,29 +314,30 @@ def _data_widgets(loaded: Loaded) -> None:
 
 def _optim_widgets() -> None:
     c1, c2, c3 = st.columns(3)
-    c1.number_input("Epochs", 1, 10_000, key=W + "epochs")
-    c2.number_input("Batch size", 1, 4096, key=W + "batch_size")
-    c3.number_input("Learning rate", 1e-7, 10.0, key=W + "lr", format="%.1e", step=1e-4)
+    c1.number_input("Epochs", *RANGES["epochs"], key=W + "epochs")
+    c2.number_input("Batch size", *RANGES["batch_size"], key=W + "batch_size")
+    c3.number_input("Learning rate", *RANGES["lr"], key=W + "lr", format="%.1e", step=1e-4)
     c1, c2, c3 = st.columns(3)
     c1.selectbox("Optimizer", OPTIMIZERS, key=W + "optimizer")
     c2.selectbox("Schedule", SCHEDULERS, key=W + "scheduler",
                  help="plateau: halve the rate when the monitored score stalls; cosine/onecycle: per step")
-    c3.number_input("Weight decay", 0.0, 1.0, key=W + "weight_decay", format="%.1e", step=1e-5)
+    c3.number_input("Weight decay", *RANGES["weight_decay"], key=W + "weight_decay", format="%.1e", step=1e-5)
     c1, c2, c3 = st.columns(3)
     c1.selectbox("Best epoch by", MONITORS, key=W + "monitor")
-    c2.number_input("Early-stop patience", 0, 1000, key=W + "patience", help="epochs without progress; 0 = never")
-    c3.number_input("Steps per epoch (0 = all)", 0, 1_000_000, key=W + "max_steps_per_epoch",
+    c2.number_input("Early-stop patience", *RANGES["patience"], key=W + "patience",
+                    help="epochs without progress; 0 = never")
+    c3.number_input("Steps per epoch (0 = all)", *RANGES["max_steps_per_epoch"], key=W + "max_steps_per_epoch",
                     help="cap the batches of an epoch: short epochs for quick checks")
-    st.number_input("Gradient clipping (max norm; 0 = off)", 0.0, 1000.0, step=0.5, key=W + "grad_clip")
+    st.number_input("Gradient clipping (max norm; 0 = off)", *RANGES["grad_clip"], step=0.5, key=W + "grad_clip")
 
 
 def _machine_widgets() -> None:
     c1, c2, c3, c4 = st.columns(4)
     devices = DEVICES if st.session_state.get(W + "device") in DEVICES else [*DEVICES, st.session_state[W + "device"]]
     c1.selectbox("Device", devices, key=W + "device", help="auto: the GPU when there is one, else the CPU")
-    c2.selectbox("Mixed precision", ["auto", "off", "bf16", "fp16"], key=W + "amp", help="auto: on for CUDA")
-    c3.number_input("Loader workers", -1, 64, key=W + "workers", help="-1 = auto (0 on a CPU)")
-    c4.number_input("Seed", 0, 2**31 - 1, key=W + "seed")
+    c2.selectbox("Mixed precision", AMP_MODES, key=W + "amp", help="auto: on for CUDA")
+    c3.number_input("Loader workers", *RANGES["workers"], key=W + "workers", help="-1 = auto (0 on a CPU)")
+    c4.number_input("Seed", *RANGES["seed"], key=W + "seed")
 
 
 def config_form(loaded: Loaded) -> None:
@@ -263,6 +359,7 @@ def config_form(loaded: Loaded) -> None:
     with st.expander("Machine and seed", icon=":material/memory:"):
         _machine_widgets()
     st.text_input("Run name (optional)", key=W + "name", placeholder="date-architecture-encoder")
+    remember_form(dataset_key(loaded.ds))  # every change, and so what Start trains: a reload keeps it
     try:
         cfg = build_config(loaded)
         problem = None

@@ -58,8 +58,11 @@ def progress_text(s: JobSnapshot) -> str:
     best_epoch, best = s.best
     score = f" · best {s.monitor} {best:.4f} at epoch {best_epoch}" if best is not None else ""
     if s.status == "cancelled":
-        where = f"during epoch {s.epoch}" if s.started else "before it started"
-        return f"cancelled {where}{score}" + ("; last weights kept" if s.started else "")
+        if not s.started:
+            return "cancelled before it started"
+        if not s.history:
+            return "cancelled in its first epoch: no weights saved"
+        return f"cancelled during epoch {max(s.epoch, 1)}{score}; last weights kept"
     if s.status == "failed":
         return f"failed after {duration(s.elapsed_s)}"
     return f"{s.status.replace('_', ' ')} in {duration(s.elapsed_s)} · {len(s.history)} epochs{score}"
@@ -130,6 +133,9 @@ def job_detail(s: JobSnapshot) -> None:
         c[3].metric("Time left", duration(s.eta_s), help=f"{duration(s.elapsed_s)} so far")
     else:
         c[3].metric("Time", duration(s.elapsed_s))
+    if not history and not s.active:  # cancelled or failed in its first epoch: empty charts would only puzzle
+        st.caption("No epochs finished: nothing to plot.")
+        return
     if not history and not steps:
         return
     a, b = st.columns(2)

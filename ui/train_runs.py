@@ -22,6 +22,7 @@ from .train_live import badge, duration
 COMPARE_METRICS = "train_compare_metrics"
 ALL_DATASETS = "train_all_datasets"
 COMPARE_TOUCHED = "train_compare_touched"  # bool: the user chose the overlaid runs (no default any more)
+MISSING = "–"  # a table cell without a value (Streamlit writes "None" there by default)
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "miou", "miou_no_bg", "dice", "pixel_accuracy",
                    "mean_pixel_accuracy", "lr", "images_per_s", "time", "best_epoch"]
 
@@ -67,9 +68,10 @@ def runs_table(rows: list[dict]) -> pd.DataFrame:
         "encoder": [r["encoder"] for r in rows],
         "loss": [r["loss"] for r in rows],
         "best": [best(r) for r in rows],
-        "epochs": [f"{r['epoch']}/{r['epochs']}" for r in rows],
+        "epochs": [f"{r['epoch']}/{r['epochs']}" if r["epochs"] else str(r["epoch"]) for r in rows],
         "time": [duration(r["time_s"]) if r["time_s"] else "" for r in rows],
-        "img/s": [r["images_per_s"] for r in rows],
+        # float even when no run has a speed yet (first epoch): NaN, an empty cell, not an object "None"
+        "img/s": pd.Series([r["images_per_s"] for r in rows], dtype="float64"),
         "started": [time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started"])) if r["started"] else ""
                     for r in rows],
         "error": [r["error"] or "" for r in rows],
@@ -101,7 +103,7 @@ def runs_section(loaded: Loaded) -> None:
     if not rows:
         st.caption(f"No run in `{mgr.root}` for this dataset yet.")
         return
-    st.dataframe(runs_table(rows), hide_index=True, key="train_runs_table",
+    st.dataframe(runs_table(rows), hide_index=True, key="train_runs_table", placeholder=MISSING,
                  column_config={"img/s": st.column_config.NumberColumn(format="%.0f"),
                                 "error": st.column_config.TextColumn(width="medium")})
     names = [r["name"] for r in rows]
@@ -178,7 +180,7 @@ def run_detail(row: dict) -> None:
             if hist:
                 table = pd.DataFrame([{k: r.get(k) for k in HISTORY_COLUMNS} for r in hist])
                 per_class = pd.DataFrame([r.get("per_class_iou", {}) for r in hist]).add_prefix("IoU ")
-                st.dataframe(pd.concat([table, per_class], axis=1), hide_index=True)
+                st.dataframe(pd.concat([table, per_class], axis=1), hide_index=True, placeholder=MISSING)
         with tabs[2]:
             best = next((r for r in hist if r["epoch"] == row["best_epoch"]), hist[-1] if hist else None)
             if best and best.get("confusion"):

@@ -147,7 +147,9 @@ def check_pipeline(steps: list[dict], pairs: list[Pair], draws: int = 4) -> list
         if pairs:
             findings += _dynamic(k, step, pairs, draws)
     shapes = _output_shapes(steps, pairs, draws)
-    if len(shapes) > 1:
+    # Images that already come in several sizes train as they are (each batch is padded, the padding
+    # not scored): only a pipeline that turns one input size into several is a mistake.
+    if len(shapes) > 1 and len(sizes) <= 1:
         listed = ", ".join(f"{h}x{w}" for h, w in sorted(shapes))
         findings.append(Finding("error", None, "pipeline",
                                 f"the pipeline outputs images of different sizes ({listed}): a training batch "

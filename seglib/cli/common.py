@@ -3,6 +3,7 @@ opening a dataset or failing with one line."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 
@@ -32,8 +33,20 @@ def add_command(sub, name: str, help_text: str, add_arguments, run) -> None:
     p.set_defaults(run=run)
 
 
+def finite(value):
+    """``value`` with every NaN or infinite float replaced by None: JSON has no NaN (a metric of a class
+    that no image holds), and ``json.dumps`` would write a bare ``NaN`` that JSON readers refuse."""
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def print_json(doc) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+    sys.stdout.write(json.dumps(finite(doc), indent=2, default=str, allow_nan=False) + "\n")
 
 
 def open_or_fail(path: str):
@@ -43,6 +56,5 @@ def open_or_fail(path: str):
     except DatasetError as e:
         raise CliError(str(e)) from None
     if len(ds) == 0:
-        first = ds.report.problems[0].problem if ds.report else "no images"
-        raise CliError(f"{path}: {first}")
+        raise CliError(ds.empty_reason())
     return ds

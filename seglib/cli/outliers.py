@@ -45,6 +45,8 @@ def cmd_outliers(args) -> int:
         options["near_duplicate"] = {"min_corr": args.near_threshold}
     ds = open_or_fail(args.dataset)
     stats = compute_stats(ds, use_cache=not args.no_cache, progress=progress_bar("stats"))
+    if not stats.ids:  # every image unreadable: "nothing flagged" would read as "all fine"
+        raise CliError(ds.empty_reason())
     flags = detect(ds, stats, detectors=names, use_cache=not args.no_cache, progress=progress_bar("outliers"),
                    options=options)
     if args.json:

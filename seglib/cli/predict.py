@@ -108,15 +108,18 @@ def _setup(args, default_ensemble: str | None = None):
     return ds, layout, members, ensembles, ids
 
 
-def _run(args, ds, layout, members, ensembles, ids, label: str):
+def _run(args, ds, layout, members, ensembles, ids, label: str, crossfit: bool):
     from ..predict import predict
 
     try:
         pred = predict(ds, members, ensembles, ids, tta=args.tta, device=args.device, batch_size=args.batch_size,
                        progress=None if args.quiet else progress_bar(label), use_cache=not args.no_cache,
-                       layout=layout)
+                       layout=layout, crossfit=crossfit,
+                       fit_progress=None if args.quiet else progress_bar("fitting ensemble weights"))
     except ValueError as e:  # an ensemble with nothing to fit its weights on
         raise CliError(str(e)) from None
+    if ids and len(pred.skipped) >= len(ids):  # nothing read: one error, not "0 masks written" with exit 0
+        raise CliError(f"none of the {len(ids)} images of {args.data} can be read; first: {pred.skipped[0][1]}")
     for image_id, why in pred.skipped:
         _warn(f"{image_id}: {why} (left out)")
     return pred
@@ -135,8 +138,13 @@ def _ensemble_doc(pred) -> dict | None:
     if not pred.ensembles:
         return None
     e = pred.ensembles[0]
-    return {"name": e.name, "kind": e.kind, "members": list(e.members), "weights": list(e.member_weights()),
-            "fitted": e.fit_info}
+    doc = {"name": e.name, "kind": e.kind, "members": list(e.members), "weights": list(e.member_weights()),
+           "fitted": e.fit_info}
+    if e.crossfit is not None:
+        # The scores above are honest: each fold of the fitting images used weights fitted without it.
+        doc["scored"] = {"cross_fitted": True, "folds": len(e.crossfit.folds),
+                         "fold_weights": [list(w) for w in e.crossfit.weights]}
+    return doc
 
 
 def cmd_evaluate(args) -> int:
@@ -149,7 +157,7 @@ def cmd_evaluate(args) -> int:
     ids = ds.labeled_ids if ids is None else ids
     if not ids:
         raise CliError(f"{args.data}: no labeled images to score")
-    cmp = Comparison(_run(args, ds, layout, members, ensembles, ids, "evaluate"))
+    cmp = Comparison(_run(args, ds, layout, members, ensembles, ids, "evaluate", crossfit=True))
     doc = {"models": {name: _clean(cmp.scores(name)) for name in cmp.names},
            "split": args.split, "n_images": len(cmp.labeled_ids), "tta": args.tta,
            "runs": {m.name: {"run": str(m.run_dir), "weights": str(m.weights), "model": m.spec.label} for m in members},
@@ -165,6 +173,9 @@ def cmd_evaluate(args) -> int:
     if doc["ensemble"]:
         e = doc["ensemble"]
         fitted = " (fitted on validation images)" if e["fitted"] else ""
+        if e.get("scored"):
+            fitted += (f"; scored cross-fitted: each of {e['scored']['folds']} folds of those images with weights "
+                       "fitted on the others")
         print(f"ensemble: {e['kind']} of {', '.join(e['members'])}, weights "
               f"{', '.join(f'{w:.2f}' for w in e['weights'])}{fitted}")
     return 0
@@ -177,7 +188,7 @@ def cmd_predict(args) -> int:
     ids = ds.ids if ids is None else ids
     if not ids:
         raise CliError(f"{args.data}: no images in split {args.split}")
-    pred = _run(args, ds, layout, members, ensembles, ids, "predict")
+    pred = _run(args, ds, layout, members, ensembles, ids, "predict", crossfit=False)  # the weights fitted on all
     final = ensembles[0].name if ensembles else members[0].name
     column = pred.columns[final]
     written = [i for i in ids if i in column]

@@ -66,6 +66,20 @@ class SegDataset(abc.ABC):
     def unlabeled_ids(self) -> list[str]:
         return [i for i in self._ids if not self._labeled[i]]
 
+    def empty_reason(self) -> str | None:
+        """One line saying why this dataset has no usable image, naming it; None when it has one.
+
+        Nothing found at all gives the opening's first problem (where it looked and for what);
+        images that were found but all left out give the first reason (the report holds them all)."""
+        if self._ids:
+            return None
+        if not self._labeled:
+            first = self.report.problems[0].problem if self.report else "no images found"
+            return f"{self.source}: {first}"
+        first = next((p for p in self.report.problems if p.excluded), None)
+        example = f"; first: {first.file}: {first.problem}" if first else ""
+        return f"{self.source}: none of its {len(self._labeled):,} images can be used{example}"
+
     def is_labeled(self, image_id: str) -> bool:
         return self._labeled[image_id]
 

@@ -141,7 +141,8 @@ def scan_folder(root: str | Path, report: Report) -> list[Sample]:
     root = Path(root)
     files = _walk_images(root, report)
     if not files:
-        report.add(root, f"no image files found (looked for {' '.join(IMAGE_EXTENSIONS)})", "empty")
+        report.add(root, f"no image files found in this folder or below it (looked for {' '.join(IMAGE_EXTENSIONS)} "
+                   "files, e.g. in images/ + masks/)", "empty")
         return []
     dirs = set()
     for d in files:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .base import detector, flags_frame, groups_from_pairs, numbered_groups
-from .features import Features, features_for
+from .features import THUMB, Features, features_for
 from .sequences import is_sequence, sequence_label
 
 # Thresholds.
@@ -51,7 +51,7 @@ def hash_pairs(h: np.ndarray, max_bits: int) -> tuple[np.ndarray, np.ndarray, np
 
 def _normalised_thumbs(f: Features) -> tuple[np.ndarray, np.ndarray]:
     """(N, 1024) float32 zero-mean unit-norm thumbnails and (N,) bool 'has a picture'."""
-    t = f.thumb.reshape(len(f), -1).astype(np.float32)
+    t = f.thumb.reshape(len(f), THUMB * THUMB).astype(np.float32)  # not -1: zero images have no -1
     t -= t.mean(1, keepdims=True)
     std = np.sqrt((t * t).mean(1))
     t /= np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-6)

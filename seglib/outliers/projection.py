@@ -53,12 +53,12 @@ def _features(thumbs: np.ndarray, stats: DatasetStats, rows: np.ndarray) -> np.n
     thumbs = thumbs[rows]
     blocks = []
     for block in (thumbs, frac):
-        if block.shape[1] == 0:
-            continue
+        if block.shape[0] == 0 or block.shape[1] == 0:
+            continue  # no image (the mean of nothing is NaN) or no column
         centred = block - block.mean(0)
         scale = np.sqrt((centred ** 2).sum(1).mean()) or 1.0
         blocks.append(centred / scale)
-    return np.concatenate(blocks, axis=1)
+    return np.concatenate(blocks, axis=1) if blocks else np.zeros((len(thumbs), 0), np.float32)
 
 
 def projection(ds: SegDataset, stats: DatasetStats, seed: int = 0, use_cache: bool = True) -> pd.DataFrame:

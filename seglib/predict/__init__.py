@@ -19,13 +19,23 @@ from __future__ import annotations
 from .column import Column
 from .compare import METRICS, ORDERS, Comparison, best_cells
 from .embeddings import embedding_projection, encoder_embeddings
-from .ensemble import KINDS, Ensemble, fit_weights
+from .ensemble import KINDS, CrossFit, Ensemble, fit_weights
 from .export import masks_zip, write_masks
-from .members import Layout, Member, RunChoice, dataset_layout, open_member, open_members, run_choices
+from .members import (
+    Layout,
+    Member,
+    RunChoice,
+    dataset_layout,
+    default_runs,
+    open_member,
+    open_members,
+    run_choices,
+)
 from .quality import LabelQuality, label_quality
 from .run import Predictions, fit_ensemble, predict, shared_val_ids
 
-__all__ = ["Column", "METRICS", "ORDERS", "Comparison", "best_cells", "KINDS", "Ensemble", "fit_weights", "masks_zip",
-           "write_masks", "Layout", "Member", "RunChoice", "run_choices", "dataset_layout", "open_member",
+__all__ = ["Column", "METRICS", "ORDERS", "Comparison", "best_cells", "KINDS", "CrossFit", "Ensemble", "fit_weights",
+           "masks_zip", "write_masks", "Layout", "Member", "RunChoice", "run_choices", "default_runs", "dataset_layout",
+           "open_member",
            "open_members", "Predictions", "fit_ensemble", "predict", "shared_val_ids", "embedding_projection",
            "encoder_embeddings", "LabelQuality", "label_quality"]

@@ -65,6 +65,23 @@ class Column:
         """float32 (h, w) in [0, 1]: entropy of the class probabilities / log K."""
         return self._map(self.entropy, image_id)
 
+    @classmethod
+    def gather(cls, name: str, ids: list[str], source_of: dict[str, Column], info: dict) -> Column:
+        """A column of ``ids`` whose rows are copied from other columns (``source_of[id]`` holds
+        each): cached predictions of other image sets reused for this one."""
+        parts: dict[str, list] = {k: [] for k in cls.ARRAYS}
+        for image_id in ids:
+            c = source_of[image_id]
+            r = c._row[image_id]
+            for key in ("shapes", "map_shapes", "counts", "cms", "labeled"):
+                parts[key].append(getattr(c, key)[r : r + 1])
+            parts["masks"].append(c.masks[c._off[r] : c._off[r + 1]])
+            parts["confidence"].append(c.confidence[c._map_off[r] : c._map_off[r + 1]])
+            parts["entropy"].append(c.entropy[c._map_off[r] : c._map_off[r + 1]])
+        if not ids:
+            return cls(name, [], **{k: getattr(next(iter(source_of.values())), k)[:0] for k in cls.ARRAYS}, info=info)
+        return cls(name, list(ids), **{k: np.concatenate(v) for k, v in parts.items()}, info=info)
+
     # --- the disk cache -------------------------------------------------------------------
     ARRAYS = ("shapes", "masks", "map_shapes", "confidence", "entropy", "counts", "cms", "labeled")
 

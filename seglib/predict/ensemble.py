@@ -3,7 +3,9 @@
 Kinds:
 - ``mean``: the mean of the members' class probabilities (soft voting);
 - ``weighted``: a weighted mean; weights given by the user, or fitted on validation pixels by
-  :func:`fit_weights` (the grid point of the weight simplex with the best mIoU);
+  :func:`fit_weights` (the grid point of the weight simplex with the best mIoU). Fitted weights
+  are scored cross-fitted (:class:`CrossFit`): an image that helped choose the weights would
+  flatter them, so each fold of the fitting images is predicted with weights fitted on the others;
 - ``vote``: majority vote of the members' argmax masks; ties go to the class with the higher
   mean probability. Its "confidence" is the share of members that voted for the winner.
 """
@@ -21,6 +23,30 @@ KINDS = ("mean", "weighted", "vote")
 
 
 @dataclass(frozen=True)
+class CrossFit:
+    """Weights fitted without each fold of the fitting images: an image of fold k is predicted
+    with ``weights[k]``, fitted on the other folds only, so no image scores weights it chose.
+    Images outside every fold (never used for fitting) take the ensemble's own weights."""
+
+    folds: tuple[tuple[str, ...], ...]          # image ids of each fold
+    weights: tuple[tuple[float, ...], ...]      # per fold: weights fitted on the other folds
+
+    def __post_init__(self):
+        if len(self.folds) != len(self.weights) or len(self.folds) < 2:
+            raise ValueError(f"cross-fitting needs 2 or more folds with one weight vector each, got "
+                             f"{len(self.folds)} folds and {len(self.weights)} weight vectors")
+        object.__setattr__(self, "_fold_of", {i: k for k, fold in enumerate(self.folds) for i in fold})
+
+    def weights_for(self, image_id: str) -> tuple[float, ...] | None:
+        k = self._fold_of.get(image_id)
+        return None if k is None else self.weights[k]
+
+    def identity(self) -> list:
+        """What the predictions depend on (for cache keys)."""
+        return [[list(f) for f in self.folds], [[round(w, 6) for w in ws] for ws in self.weights]]
+
+
+@dataclass(frozen=True)
 class Ensemble:
     """An ensemble column: its kind, its members (column names of models) and, for ``weighted``,
     one weight per member (normalised to sum 1; None = fit on validation data)."""
@@ -31,6 +57,8 @@ class Ensemble:
     name: str = ""
     # How fitted weights were found ({"miou", "n_images", "n_pixels"}); not part of the identity.
     fit_info: dict | None = field(default=None, compare=False, hash=False, repr=False)
+    # Per-fold weights for honest scores of fitted weights (None: every image uses ``weights``).
+    crossfit: CrossFit | None = field(default=None, compare=False, hash=False, repr=False)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -77,9 +105,34 @@ def _entropy(probs: torch.Tensor) -> torch.Tensor:
     return (probs * probs.log()).nan_to_num_(0.0).sum(1).div_(-math.log(k))
 
 
-def combine(ens: Ensemble, probs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def combine(ens: Ensemble, probs: Sequence[torch.Tensor], ids: Sequence[str] | None = None,
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The ensemble's (labels, confidence, entropy) from its members' probabilities, in the
-    order of ``ens.members``."""
+    order of ``ens.members``. With ``ids`` (the batch's image ids) a cross-fitted ensemble
+    takes each image's fold weights."""
+    if ens.crossfit is not None and ids is not None:
+        return _combine_crossfit(ens, probs, ids)
+    return _combine(ens, probs, None)
+
+
+def _combine_crossfit(ens: Ensemble, probs: Sequence[torch.Tensor], ids: Sequence[str]):
+    groups: dict[tuple[float, ...], list[int]] = {}
+    for i, image_id in enumerate(ids):
+        groups.setdefault(ens.crossfit.weights_for(image_id) or ens.member_weights(), []).append(i)
+    if len(groups) == 1:
+        return _combine(ens, probs, next(iter(groups)))
+    b, _, h, w = probs[0].shape
+    device = probs[0].device
+    labels = torch.empty((b, h, w), dtype=torch.long, device=device)
+    conf = torch.empty((b, h, w), dtype=probs[0].dtype, device=device)
+    ent = torch.empty_like(conf)
+    for weights, rows in groups.items():
+        idx = torch.as_tensor(rows, device=device)
+        labels[idx], conf[idx], ent[idx] = _combine(ens, [p[idx] for p in probs], weights)
+    return labels, conf, ent
+
+
+def _combine(ens: Ensemble, probs: Sequence[torch.Tensor], weights: tuple[float, ...] | None):
     if len(probs) != len(ens.members):
         raise ValueError(f"{ens.name}: {len(probs)} probability maps for {len(ens.members)} members")
     if ens.kind == "vote":
@@ -90,7 +143,7 @@ def combine(ens: Ensemble, probs: Sequence[torch.Tensor]) -> tuple[torch.Tensor,
         labels = (votes + 0.5 * mean).max(1)[1]   # mean < 1: it only breaks ties between equal counts
         share = votes / len(probs)
         return labels, share.gather(1, labels[:, None])[:, 0], _entropy(share)
-    w = ens.member_weights()
+    w = weights or ens.member_weights()
     mix = probs[0] * w[0]
     for p, wk in zip(probs[1:], w[1:], strict=True):
         mix = mix.add(p, alpha=wk)

@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from ..atomic import atomic_write, atomic_write_bytes
+from ..atomic import atomic_write_bytes
 from .column import Column
 
 COLOUR_DIR = "colour"
@@ -49,29 +49,36 @@ def write_masks(column: Column, out: str | Path, ids: Sequence[str] | None = Non
             atomic_write_bytes(id_path(out / COLOUR_DIR, image_id), _png(colorize(mask, class_map)))
     npz_path = None
     if npz and ids:
-        masks = [column.mask(i) for i in ids]
-        if len({m.shape for m in masks}) > 1:
-            raise ValueError("masks of different sizes cannot share one npz array; use the PNG files")
+        payload = _npz_bytes(column, ids)
         npz_path = out / NPZ_NAME
-
-        def save(tmp):
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, masks=np.stack(masks), ids=np.array(ids))
-
-        atomic_write(npz_path, save)
+        atomic_write_bytes(npz_path, payload)
     return {"out": str(out), "written": len(ids), "colour": str(out / COLOUR_DIR) if colour else None,
             "npz": str(npz_path) if npz_path else None}
 
 
-def masks_zip(column: Column, ids: Sequence[str] | None = None, class_map=None, colour: bool = False) -> bytes:
-    """The same files as :func:`write_masks` (PNGs only) in one zip, for a browser download."""
+def _npz_bytes(column: Column, ids: Sequence[str]) -> bytes:
+    masks = [column.mask(i) for i in ids]
+    if len({m.shape for m in masks}) > 1:
+        raise ValueError("masks of different sizes cannot share one npz array; use the PNG files")
+    buf = io.BytesIO()
+    np.savez_compressed(buf, masks=np.stack(masks), ids=np.array(ids))
+    return buf.getvalue()
+
+
+def masks_zip(column: Column, ids: Sequence[str] | None = None, class_map=None, colour: bool = False,
+              npz: bool = False) -> bytes:
+    """The same files as :func:`write_masks` in one zip, for a browser download (``masks.npz``
+    with ``npz``, when the masks share one size)."""
     from ..viz import colorize
 
+    ids = list(column.ids if ids is None else ids)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for image_id in column.ids if ids is None else ids:
+        for image_id in ids:
             mask = column.mask(image_id)
             z.writestr(id_path(Path(""), image_id).as_posix(), _png(mask))
             if colour:
                 z.writestr(id_path(Path(COLOUR_DIR), image_id).as_posix(), _png(colorize(mask, class_map)))
+        if npz and ids:
+            z.writestr(NPZ_NAME, _npz_bytes(column, ids), compress_type=zipfile.ZIP_STORED)  # already compressed
     return buf.getvalue()

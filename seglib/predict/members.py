@@ -134,14 +134,23 @@ class RunChoice:
 
     path: str
     name: str
-    label: str                   # "NAME · ARCH/ENCODER · best 0.912 · cancelled"
+    label: str                   # "NAME · ARCH/ENCODER · mIoU 0.912 · cancelled"
     problem: str | None
+    status: str = "done"         # done, running, cancelled, failed, interrupted (as the runs table says)
+    miou: float | None = None    # validation mIoU of its best epoch, when it recorded one
+
+    @property
+    def finished(self) -> bool:
+        """Trained to its end (or stopped early by patience): not cancelled, failed, interrupted or still going."""
+        return self.status == "done"
 
 
 def run_choices(layout: Layout, folder) -> list[RunChoice]:
     """Run folders under the checkpoints ``folder``, newest first, with why each cannot predict
-    the dataset of ``layout`` (other classes or channels, no weights yet); reads config and
-    status files only, no weights."""
+    the dataset of ``layout`` (other classes or channels, no weights yet); reads config, status
+    and history files only, no weights."""
+    from ..train.summary import summarize
+
     rows = []
     for run in list_runs(folder):
         try:
@@ -152,10 +161,21 @@ def run_choices(layout: Layout, folder) -> list[RunChoice]:
             problem = None
         except (CheckpointError, ValueError) as e:
             spec, problem = None, str(e)
-        status = run.read_status()
-        best = status.get("best")
-        score = f" · best {best:.3f}" if isinstance(best, float) else ""
-        state = "" if status.get("status") in ("done", None) else f" · {status['status']}"
+        summary = summarize(run)
+        history = run.read_history()
+        best = next((r.get("miou") for r in history if r.get("epoch") == summary["best_epoch"]), None)
+        miou = float(best) if isinstance(best, (int, float)) and np.isfinite(best) else None
+        score = f" · mIoU {miou:.3f}" if miou is not None else ""
+        state = "" if summary["status"] == "done" else f" · {summary['status']}"
         label = f"{run.name} · {spec.label}{score}{state}" if spec else run.name
-        rows.append(RunChoice(str(run.path), run.name, label, problem))
+        rows.append(RunChoice(str(run.path), run.name, label, problem, summary["status"], miou))
     return rows
+
+
+def default_runs(choices: Sequence[RunChoice], n: int = 2) -> list[str]:
+    """The paths a picker starts with: the ``n`` best finished runs that can predict (best
+    validation mIoU first); only when no run finished, the newest usable ones. A cancelled or
+    failed run is never picked for the user: its weights are a half-trained snapshot."""
+    usable = [c for c in choices if c.problem is None]
+    finished = sorted((c for c in usable if c.finished), key=lambda c: -(c.miou if c.miou is not None else -1.0))
+    return [c.path for c in (finished or usable)[:n]]

@@ -23,7 +23,7 @@ from .. import cache
 from ..outliers.base import robust_z
 from ..outliers.label_quality import Z_LOW, label_quality_from_predictions
 from .members import Layout, Member, dataset_layout
-from .run import PREDICT_VERSION, digest, probs_batches, resolve_device
+from .run import PREDICT_VERSION, digest, held_identities, probs_batches, resolve_device
 
 
 @dataclass
@@ -55,14 +55,16 @@ def label_quality(ds, member: Member, ids: Sequence[str] | None = None, *, tta: 
     ids = [i for i in (member.val_ids if ids is None else ids) if i in labeled]
     if not ids:
         raise ValueError(f"{member.name}: none of its validation images is a labeled image of {ds.source}")
-    key = digest(PREDICT_VERSION, "label_quality", fingerprint or ds.fingerprint(), ids, bool(tta), member.identity)
+    fingerprint = fingerprint or ds.fingerprint()
+    key = digest(PREDICT_VERSION, "label_quality", fingerprint, ids, bool(tta), member.identity)
     hit = cache.load("label_quality", key) if use_cache else None
     if hit is not None:
         return _from_cache(hit, member.name)
     device = resolve_device(device)
     model = member.load(device)
     groups: dict[tuple[int, int], dict[str, list]] = {}
-    for batch, probs in probs_batches(ds, {member.name: model}, ids, layout, tta, batch_size, device, progress):
+    for batch, probs in probs_batches(ds, {member.name: model}, ids, layout, tta, batch_size, device, progress,
+                                      identities=held_identities([member], fingerprint)):
         if batch.masks is None:
             continue
         g = groups.setdefault(tuple(batch.masks.shape[1:]), {"ids": [], "labels": [], "probs": []})

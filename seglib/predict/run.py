@@ -21,11 +21,12 @@ import torch
 
 from .. import cache
 from .column import Column, ColumnBuilder
-from .ensemble import Ensemble, combine, fit_weights, sample_pixels, summarize, take_pixels
+from .ensemble import CrossFit, Ensemble, combine, fit_weights, sample_pixels, summarize, take_pixels
 from .infer import Batch, forward_probs, iter_batches, keep_known
 from .members import Layout, Member, dataset_layout
+from .prob_cache import PROBS
 
-PREDICT_VERSION = 1
+PREDICT_VERSION = 2   # 2: column keys leave the image set out (rows reused across splits)
 NAMESPACE = "predictions"
 Progress = Callable[[int, int], None]
 
@@ -72,18 +73,37 @@ def shared_val_ids(members: Sequence[Member], ds) -> list[str]:
 
 def probs_batches(ds, models: dict[str, torch.nn.Module], ids: Sequence[str], layout: Layout, tta: bool,
                   batch_size: int, device: torch.device, progress: Progress | None = None,
-                  skipped: list | None = None, labels: bool = True) -> Iterator[tuple[Batch, dict[str, torch.Tensor]]]:
-    """(batch with masks on ``device``, {model name: probabilities (B, K, H, W)}) for ``ids``."""
+                  skipped: list | None = None, labels: bool = True, identities: dict[str, str] | None = None,
+                  ) -> Iterator[tuple[Batch, dict[str, torch.Tensor]]]:
+    """(batch with masks on ``device``, {model name: probabilities (B, K, H, W)}) for ``ids``.
+
+    Probabilities are rounded to float16 and, for models named in ``identities`` (see
+    :func:`held_identities`), kept in :data:`PROBS` and taken from it when a recent pass
+    computed them (no forward pass then)."""
     total, done = len(ids), 0
     for batch in iter_batches(ds, ids, batch_size, layout.in_channels, labels=labels, skipped=skipped):
         images = batch.images.to(device, non_blocking=True)
         if batch.masks is not None:
             batch.masks = keep_known(batch.masks, layout.num_classes).to(device, non_blocking=True)
-        probs = {name: forward_probs(model, images, tta) for name, model in models.items()}
+        probs = {}
+        for name, model in models.items():
+            identity = (identities or {}).get(name)
+            held = PROBS.get(identity, tta, batch.ids) if identity else None
+            if held is None:
+                held = forward_probs(model, images, tta).half()
+                if identity:
+                    PROBS.put(identity, tta, batch.ids, held)
+            probs[name] = held.to(device).float()
         yield batch, probs
         done += len(batch.ids)
         if progress is not None:
             progress(done + (len(skipped) if skipped else 0), total)
+
+
+def held_identities(members: Sequence[Member], fingerprint: str) -> dict[str, str]:
+    """Keys of the members' held probabilities: their weights and the dataset's content (image
+    ids such as img0 or 00012 repeat across datasets)."""
+    return {m.name: f"{m.identity}|{fingerprint}" for m in members}
 
 
 def add_batch(builders: dict[str, ColumnBuilder], ensembles: dict[str, Ensemble], batch: Batch,
@@ -94,26 +114,76 @@ def add_batch(builders: dict[str, ColumnBuilder], ensembles: dict[str, Ensemble]
         if ens is None:
             labels, conf, ent = summarize(probs[name])
         else:
-            labels, conf, ent = combine(ens, [probs[m] for m in ens.members])
+            labels, conf, ent = combine(ens, [probs[m] for m in ens.members], batch.ids)
         builder.add(batch.ids, labels, conf, ent, batch.masks)
 
 
 def _column_key(base: str, col: Member | Ensemble, by_name: dict[str, Member]) -> str:
+    """What a column's predictions of one image depend on (not which images were asked for)."""
     if isinstance(col, Member):
         return digest(base, "model", col.identity)
     return digest(base, "ensemble", col.kind, [round(w, 6) for w in col.member_weights()],
-                  [by_name[m].identity for m in col.members])
+                  [by_name[m].identity for m in col.members], col.crossfit.identity() if col.crossfit else None)
+
+
+INDEX = "predictions_index"   # per column key: the cache entries (image sets) stored for it
+INDEX_SIZE = 8
+
+
+class _ColumnCache:
+    """A column's cached predictions: the entry for exactly these images, or rows of entries
+    stored for other image sets (another split, a subset), so that a change of split predicts
+    only the images never predicted before."""
+
+    def __init__(self, column_key: str, ids: list[str], use: bool):
+        self.column_key, self.use = column_key, use
+        self.key = digest(column_key, ids)
+        self.exact: Column | None = None
+        self.rows: dict[str, Column] = {}        # image id -> a cached column holding it
+        if not use:
+            return
+        hit = cache.load(NAMESPACE, self.key)
+        if hit is not None:
+            meta = hit.pop("meta")
+            self.exact = Column.from_arrays(hit, meta)
+            return
+        wanted = set(ids)
+        for key in self._entries():
+            if wanted <= self.rows.keys():
+                break
+            other = cache.load(NAMESPACE, key)
+            if other is not None:
+                meta = other.pop("meta")
+                col = Column.from_arrays(other, meta)
+                self.rows.update((i, col) for i in col.ids if i in wanted and i not in self.rows)
+
+    def _entries(self) -> list[str]:
+        index = cache.load(INDEX, self.column_key)
+        return list(reversed(index["meta"]["entries"])) if index else []
+
+    def save(self, column: Column) -> None:
+        if not self.use:
+            return
+        arrays, meta = column.to_arrays()
+        cache.save(NAMESPACE, self.key, arrays, meta)
+        entries = [k for k in reversed(self._entries()) if k != self.key][-(INDEX_SIZE - 1):] + [self.key]
+        cache.save(INDEX, self.column_key, {}, {"entries": entries})
 
 
 def predict(ds, members: Sequence[Member], ensembles: Sequence[Ensemble] = (), ids: Sequence[str] | None = None, *,
             tta: bool = False, device: str | torch.device = "auto", batch_size: int = 16,
             progress: Progress | None = None, use_cache: bool = True, layout: Layout | None = None,
-            fingerprint: str | None = None, fit_ids: Sequence[str] | None = None) -> Predictions:
+            fingerprint: str | None = None, fit_ids: Sequence[str] | None = None, crossfit: bool = True,
+            fit_progress: Progress | None = None) -> Predictions:
     """Columns for every member and ensemble on ``ids`` (default: every usable image of ``ds``).
 
     Weighted ensembles without weights are fitted first on ``fit_ids`` (default: the members'
-    shared validation images, see :func:`fit_ensemble`). Models are loaded and run only when a
-    column is missing from the cache, and then only the models those columns need."""
+    shared validation images, see :func:`fit_ensemble`; ``fit_progress`` follows that pass).
+    With ``crossfit`` (the default, for scoring) the fitting images are predicted with weights
+    fitted on the other half of them, every other image with the weights fitted on all; without
+    it (to export or predict new images) every image takes the weights fitted on all. Models are
+    loaded and run only when a column is missing from the cache, and then only the models those
+    columns need."""
     layout = layout or dataset_layout(ds)
     fingerprint = fingerprint or ds.fingerprint()
     ids = list(ds.ids if ids is None else ids)
@@ -124,35 +194,39 @@ def predict(ds, members: Sequence[Member], ensembles: Sequence[Ensemble] = (), i
         if unknown:
             raise ValueError(f"{ens.name}: no model named {unknown[0]!r} among {list(by_name)}")
     ensembles = [fit_ensemble(ds, [by_name[m] for m in e.members], e, fit_ids, tta=tta, device=device,
-                              batch_size=batch_size, layout=layout, fingerprint=fingerprint, use_cache=use_cache)
+                              batch_size=batch_size, layout=layout, fingerprint=fingerprint, use_cache=use_cache,
+                              progress=fit_progress)
                  if e.needs_fit else e for e in ensembles]
-    base = digest(PREDICT_VERSION, fingerprint, ids, bool(tta), layout.num_classes)
+    if not crossfit:
+        ensembles = [replace(e, crossfit=None) for e in ensembles]
+    base = digest(PREDICT_VERSION, fingerprint, bool(tta), layout.num_classes)
     wanted: list[Member | Ensemble] = [*members, *ensembles]
-    keys = {c.name: _column_key(base, c, by_name) for c in wanted}
-    columns: dict[str, Column] = {}
-    cached = []
-    for c in wanted:
-        hit = cache.load(NAMESPACE, keys[c.name]) if use_cache else None
-        if hit is not None:
-            meta = hit.pop("meta")
-            columns[c.name] = Column.from_arrays(hit, meta)
-            cached.append(c.name)
+    caches = {c.name: _ColumnCache(_column_key(base, c, by_name), ids, use_cache) for c in wanted}
+    columns = {name: cc.exact for name, cc in caches.items() if cc.exact is not None}
+    cached = list(columns)
     missing = [c for c in wanted if c.name not in columns]
     skipped: list[tuple[str, str]] = []
     if missing:
+        # Only the images some missing column has never predicted are run through the models.
+        todo = [i for i in ids if any(i not in caches[c.name].rows for c in missing)]
         ens_map = {e.name: e for e in missing if isinstance(e, Ensemble)}
         need = {c.name for c in missing if isinstance(c, Member)}
         need |= {m for e in ens_map.values() for m in e.members}
-        models = {m.name: m.load(device) for m in members if m.name in need}
+        models = {m.name: m.load(device) for m in members if m.name in need} if todo else {}
         builders = {c.name: ColumnBuilder(c.name, layout.num_classes, _info(c, tta)) for c in missing}
-        for batch, probs in probs_batches(ds, models, ids, layout, tta, batch_size, device, progress, skipped):
+        for batch, probs in probs_batches(ds, models, todo, layout, tta, batch_size, device, progress, skipped,
+                                          identities=held_identities(members, fingerprint)):
             add_batch(builders, ens_map, batch, probs)
-        for name, builder in builders.items():
-            columns[name] = builder.build()
-            columns[name].info["skipped"] = skipped
-            if use_cache:
-                arrays, meta = columns[name].to_arrays()
-                cache.save(NAMESPACE, keys[name], arrays, meta)
+        for c in missing:
+            if set(ids) <= caches[c.name].rows.keys():
+                cached.append(c.name)      # every image from entries of other image sets: nothing predicted
+            fresh = builders[c.name].build()
+            source_of = {**caches[c.name].rows, **dict.fromkeys(fresh.ids, fresh)}
+            info = {**_info(c, tta), "skipped": skipped}
+            columns[c.name] = fresh if not caches[c.name].rows else Column.gather(
+                c.name, [i for i in ids if i in source_of], source_of, info)
+            columns[c.name].info["skipped"] = skipped
+            caches[c.name].save(columns[c.name])
     else:
         skipped = next(iter(columns.values())).info.get("skipped", []) if columns else []
     ordered = {c.name: columns[c.name] for c in wanted}
@@ -162,16 +236,25 @@ def predict(ds, members: Sequence[Member], ensembles: Sequence[Ensemble] = (), i
 def _info(c: Member | Ensemble, tta: bool) -> dict:
     if isinstance(c, Member):
         return {"kind": "model", "run": str(c.run_dir), "weights": str(c.weights), "model": c.spec.label, "tta": tta}
-    return {"kind": c.kind, "members": list(c.members), "weights": list(c.member_weights()), "tta": tta}
+    info = {"kind": c.kind, "members": list(c.members), "weights": list(c.member_weights()), "tta": tta}
+    if c.crossfit is not None:
+        info["crossfit"] = {"folds": len(c.crossfit.folds), "weights": [list(w) for w in c.crossfit.weights]}
+    return info
 
 
 def fit_ensemble(ds, members: Sequence[Member], ens: Ensemble, ids: Sequence[str] | None = None, *,
                  tta: bool = False, device: str | torch.device = "auto", batch_size: int = 16,
                  layout: Layout | None = None, fingerprint: str | None = None, per_image: int = 2048,
-                 max_pixels: int = 500_000, use_cache: bool = True, seed: int = 0) -> Ensemble:
+                 max_pixels: int = 500_000, use_cache: bool = True, seed: int = 0, folds: int = 2,
+                 progress: Progress | None = None) -> Ensemble:
     """``ens`` with weights fitted on ``ids`` (default: the members' shared validation images):
     the grid point of the weight simplex with the best mIoU on up to ``per_image`` random
     labelled pixels of each image (``max_pixels`` in all). Cached like predictions.
+
+    These weights (fitted on all the images) are the ones to predict with. For honest scores,
+    ``folds`` >= 2 also fits weights without each fold of the images (a seeded random split) and
+    returns them as ``crossfit``: :func:`predict` scores each fold's images with the weights the
+    other folds chose. The same pixels serve both fits: no extra inference.
 
     Raises ValueError when there is nothing to fit on (no shared validation images)."""
     layout = layout or dataset_layout(ds)
@@ -180,27 +263,57 @@ def fit_ensemble(ds, members: Sequence[Member], ens: Ensemble, ids: Sequence[str
         raise ValueError(f"{ens.name}: the runs share no labeled validation images in {ds.source} to fit "
                          "weights on; give the weights instead")
     per_image = max(16, min(per_image, max_pixels // len(ids)))
-    key = digest(PREDICT_VERSION, "fit", fingerprint or ds.fingerprint(), ids, bool(tta), per_image, seed,
+    folds = folds if folds >= 2 and len(ids) >= 2 * folds else 0
+    fingerprint = fingerprint or ds.fingerprint()
+    key = digest(PREDICT_VERSION, "fit", fingerprint, ids, bool(tta), per_image, seed, folds,
                  [m.identity for m in members])
     hit = cache.load("ensemble_weights", key) if use_cache else None
     if hit is None:
-        device = resolve_device(device)
-        models = {m.name: m.load(device) for m in members}
-        gen = torch.Generator().manual_seed(seed)
-        parts: dict[str, list] = {m.name: [] for m in members}
-        labels = []
-        for batch, probs in probs_batches(ds, models, ids, layout, tta, batch_size, device):
-            if batch.masks is None:
-                continue
-            picks = sample_pixels(batch.masks.cpu(), per_image, gen, layout.num_classes)
-            labels.append(take_pixels(batch.masks.cpu(), picks))
-            for name, p in probs.items():
-                parts[name].append(take_pixels(p.cpu(), picks))
-        if not labels:
-            raise ValueError(f"{ens.name}: none of the {len(ids)} images to fit weights on has a mask")
-        y = np.concatenate(labels)
-        weights, score = fit_weights([np.concatenate(parts[m.name]) for m in members], y, layout.scored)
-        hit = {"weights": np.asarray(weights), "meta": {"miou": score, "n_images": len(ids), "n_pixels": int(len(y))}}
+        hit = _fit(ds, members, ens, ids, tta, device, batch_size, layout, per_image, seed, folds, progress,
+                   fingerprint)
         if use_cache:
-            cache.save("ensemble_weights", key, {"weights": hit["weights"]}, hit["meta"])
-    return replace(ens, weights=tuple(float(w) for w in hit["weights"]), fit_info=hit["meta"])
+            cache.save("ensemble_weights", key, {k: v for k, v in hit.items() if k != "meta"}, hit["meta"])
+    crossfit = None
+    if "fold_weights" in hit:
+        fold_of = np.asarray(hit["fold_of"])
+        crossfit = CrossFit(tuple(tuple(i for i, f in zip(ids, fold_of, strict=True) if f == k)
+                                  for k in range(len(hit["fold_weights"]))),
+                            tuple(tuple(float(w) for w in ws) for ws in hit["fold_weights"]))
+    return replace(ens, weights=tuple(float(w) for w in hit["weights"]), fit_info=hit["meta"], crossfit=crossfit)
+
+
+def _fit(ds, members, ens, ids, tta, device, batch_size, layout, per_image, seed, folds, progress,
+         fingerprint: str) -> dict:
+    """Sample pixels of ``ids`` from every member, fit on all of them and, with ``folds``, on
+    all but each fold. Returns the arrays and meta the cache stores."""
+    device = resolve_device(device)
+    models = {m.name: m.load(device) for m in members}
+    gen = torch.Generator().manual_seed(seed)
+    parts: dict[str, list] = {m.name: [] for m in members}
+    labels, owner = [], []     # owner: the index in ids of each sampled pixel's image
+    row = {image_id: k for k, image_id in enumerate(ids)}
+    for batch, probs in probs_batches(ds, models, ids, layout, tta, batch_size, device, progress,
+                                      identities=held_identities(members, fingerprint)):
+        if batch.masks is None:
+            continue
+        picks = sample_pixels(batch.masks.cpu(), per_image, gen, layout.num_classes)
+        labels.append(take_pixels(batch.masks.cpu(), picks))
+        owner += [np.full(len(p), row[i], np.int64) for i, p in zip(batch.ids, picks, strict=True)]
+        for name, p in probs.items():
+            parts[name].append(take_pixels(p.cpu(), picks))
+    if not labels:
+        raise ValueError(f"{ens.name}: none of the {len(ids)} images to fit weights on has a mask")
+    y = np.concatenate(labels)
+    member_probs = [np.concatenate(parts[m.name]) for m in members]
+    weights, score = fit_weights(member_probs, y, layout.scored)
+    out = {"weights": np.asarray(weights), "meta": {"miou": score, "n_images": len(ids), "n_pixels": int(len(y)),
+                                                    "folds": folds}}
+    if folds:
+        fold_of = np.random.default_rng(seed).permutation(len(ids)) % folds
+        pixel_fold = fold_of[np.concatenate(owner)]
+        fold_weights = []
+        for k in range(folds):
+            train = pixel_fold != k
+            fold_weights.append(fit_weights([p[train] for p in member_probs], y[train], layout.scored)[0])
+        out["fold_of"], out["fold_weights"] = fold_of, np.asarray(fold_weights)
+    return out

@@ -32,6 +32,9 @@ from .. import paths
 STATES = ("flagged", "keep", "exclude", "relabel", "cleared")
 UNDO = "undo"  # the kind of event that reverts another; never a state
 COLUMNS = ["image_id", "state", "reason", "note", "detector", "score", "who", "at"]
+# Between the reasons of one decision. "; " occurs inside reasons ("... (cleanlab softmin; dataset
+# median 0.10) ..."); a newline cannot: each reason's own newlines become spaces when joined.
+REASON_SEP = "\n"
 
 _meta = sa.MetaData()
 events = sa.Table(
@@ -55,6 +58,17 @@ def dataset_key(ds) -> str:
     """A stable key for a dataset (or a path): its resolved source path."""
     source = getattr(ds, "source", ds)
     return str(Path(source).expanduser().resolve())
+
+
+def join_reasons(reasons: Iterable) -> str:
+    """The reasons of one decision as one text, duplicates and empty ones left out, in order."""
+    kept = (" ".join(v.splitlines()) for v in reasons if isinstance(v, str) and v.strip())
+    return REASON_SEP.join(dict.fromkeys(kept))
+
+
+def split_reasons(text) -> list[str]:
+    """The reasons a decision's ``reason`` holds (see :func:`join_reasons`)."""
+    return [r for r in str(text or "").split(REASON_SEP) if r.strip()]
 
 
 def default_url() -> str:
@@ -201,7 +215,8 @@ class ReviewStore:
     def decisions(self, key: str) -> pd.DataFrame:
         """The current row per image, cleared images left out: image_id, state, reason, note,
         detector, score, who, at. ``reason``/``detector`` gather every flag since the image was
-        last cleared ("; "-joined) and ``score`` is their highest, so a decision keeps its why."""
+        last cleared (reasons one per line: :func:`split_reasons`; detectors "; "-joined) and
+        ``score`` is their highest, so a decision keeps its why."""
         live = self._frame(self._live_query(key).order_by(events.c.id))
         if live.empty:
             return pd.DataFrame(columns=COLUMNS)
@@ -212,9 +227,9 @@ class ReviewStore:
             return pd.DataFrame(columns=COLUMNS)
         g = live.groupby("image_id", sort=False)
         cur = g.tail(1).set_index("image_id")
-        joined = lambda s: "; ".join(dict.fromkeys(v for v in s if isinstance(v, str) and v))  # noqa: E731
-        cur["reason"] = g["reason"].agg(joined)
-        cur["detector"] = g["detector"].agg(joined).replace("", None)
+        names = lambda s: "; ".join(dict.fromkeys(v for v in s if isinstance(v, str) and v))  # noqa: E731
+        cur["reason"] = g["reason"].agg(join_reasons)
+        cur["detector"] = g["detector"].agg(names).replace("", None)
         cur["score"] = g["score"].max()
         cur = cur.reset_index().sort_values("id")
         return cur[COLUMNS].reset_index(drop=True)

@@ -9,14 +9,28 @@ import threading
 import torch
 
 
-def lower_priority(nice: int) -> None:
-    """Lower this thread's CPU priority. Linux keeps a nice value per thread (and threads this
-    one starts, such as OpenMP's, inherit it); elsewhere the call would renice the process."""
-    if nice > 0 and sys.platform == "linux":
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + nice)
-        except OSError:
-            pass  # not allowed here: train at the process's priority
+def base_priority() -> int:
+    """The process's nice value: that of its main thread (on Linux the thread whose id is the
+    pid), whichever thread asks. Read it once and give it to :func:`set_priority`."""
+    try:
+        return os.getpriority(os.PRIO_PROCESS, os.getpid())
+    except (AttributeError, OSError):  # no getpriority (Windows)
+        return 0
+
+
+def set_priority(base: int, nice: int) -> None:
+    """Give this thread the nice value ``base + nice`` (Linux keeps one per thread, and threads
+    this one starts, such as OpenMP's, inherit it; elsewhere the call would renice the process).
+    Absolute, not relative to the calling thread: a job's thread started by a finished job's
+    thread inherits that thread's nice value, and adding to it again would nice each job more."""
+    if sys.platform != "linux":
+        return
+    target = min(base + max(nice, 0), 19)  # 19: the lowest priority Linux has
+    try:
+        if os.getpriority(os.PRIO_PROCESS, 0) != target:  # 0: the calling thread on Linux
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), target)
+    except OSError:
+        pass  # not allowed here (raising a priority needs privilege): train at the inherited one
 
 
 class torch_threads:

@@ -63,11 +63,31 @@ def class_layout(class_map: ClassMap) -> tuple[int, list[int], int | None]:
     return num_classes, scored, background
 
 
+def training_problem(ds, stats: DatasetStats) -> str | None:
+    """Why ``ds`` cannot train at all, one line naming it; None when it can. The Train page disables its
+    Start button with it; :func:`prepare_data` raises the same checks (after leaving out excluded images)."""
+    if not ds.ids:
+        return ds.empty_reason()
+    n = len(ds.labeled_ids)
+    if n < 2:
+        return f"{ds.source}: {n} labeled image{'' if n == 1 else 's'}; training needs at least 2"
+    if not stats.scored_pixels:
+        return f"{ds.source}: {_all_ignored(stats.class_map)}"
+    return None
+
+
+def _all_ignored(class_map: ClassMap) -> str:
+    ignored = ", ".join(c.name for c in class_map if c.ignore) or "none"
+    return f"every labeled pixel is of an ignored class ({ignored}): there is nothing to learn or score"
+
+
 def prepare_data(cfg: TrainConfig, log=print) -> TrainData:
     """Open the dataset, compute (cached) statistics, split and weigh. Records decisions in
     ``cfg.resolved`` and, for a first run, fills ``cfg.train_ids`` / ``cfg.val_ids``."""
     ds = open_dataset(cfg.data)
     stats = compute_stats(ds)
+    if not ds.ids:  # nothing found, or nothing readable: say which rather than "0 labeled images"
+        raise ConfigError(ds.empty_reason())
     labeled = ds.labeled_ids  # problems found by the statistics pass are already left out
     excluded: list[str] = []
     if cfg.leave_out_excluded:
@@ -81,6 +101,8 @@ def prepare_data(cfg: TrainConfig, log=print) -> TrainData:
     num_classes, scored, background = class_layout(stats.class_map)
     row = {i: k for k, i in enumerate(stats.ids)}
     counts = stats.counts[[row[i] for i in usable]][:, :num_classes]
+    if not counts[:, scored].sum():  # the loss would be NaN at the first step
+        raise ConfigError(f"{cfg.data}: {_all_ignored(stats.class_map)}")
 
     if cfg.train_ids is not None or cfg.val_ids is not None:
         train_ids, val_ids = _given_split(cfg, usable)

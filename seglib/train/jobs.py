@@ -40,7 +40,7 @@ from pathlib import Path
 
 from .callbacks import Callback
 from .config import TrainConfig
-from .cpu_share import lower_priority, torch_threads
+from .cpu_share import base_priority, set_priority, torch_threads
 from .job_state import ACTIVE, FINISHED, JobCallback, JobRecord, JobSnapshot, eta_seconds
 from .liveness import mark_interrupted, process_alive
 from .runs import RunFolder, checkpoints_dir, new_run_name
@@ -64,8 +64,9 @@ class JobManager:
         max_parallel: jobs training at once; more wait in a queue.
         cpu_threads: torch intra-op threads of a job that trains on the CPU; None keeps torch's
             setting (all cores).
-        nice: added to the training threads' nice value on Linux (0 = as the process); the
-            pages' threads then come first. Ignored elsewhere (there it would renice the process).
+        nice: the training threads' nice value on Linux is the process's (read when the manager
+            is created) plus this (0 = as the process); the pages' threads then come first.
+            Ignored elsewhere (there it would renice the process).
     """
 
     def __init__(self, root: str | os.PathLike | None = None, max_parallel: int = 1, cpu_threads: int | None = None,
@@ -78,6 +79,7 @@ class JobManager:
         self._max_parallel = max(1, int(max_parallel))
         self.cpu_threads = cpu_threads
         self.nice = nice
+        self._base_nice = base_priority()
         self.interrupted = mark_interrupted(self.root)
 
     # --- settings ------------------------------------------------------------------------
@@ -267,7 +269,7 @@ class JobManager:
         from . import train
 
         status, error, tb = "failed", None, None
-        lower_priority(self.nice)
+        set_priority(self._base_nice, self.nice)
         try:
             with torch_threads(self.cpu_threads, job.config.device):
                 resume = job.resume and job.run.weights_path("last").exists()

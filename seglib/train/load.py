@@ -53,7 +53,10 @@ def check_fits(cfg: TrainConfig, in_channels: int, num_classes: int, class_names
     if spec.in_channels != in_channels:
         raise CheckpointError(f"model {spec.label} takes {spec.in_channels} channel(s); {source} has {in_channels}")
     if spec.num_classes != num_classes:
-        raise CheckpointError(f"model {spec.label} predicts {spec.num_classes} classes; {source} has {num_classes}")
+        # The class map's own count and names: num_classes is a model's output size (at least 2, gaps included).
+        has = (f"{len(class_names)} ({', '.join(list(class_names)[:6])}{', ...' if len(class_names) > 6 else ''})"
+               if class_names is not None else str(num_classes))
+        raise CheckpointError(f"model {spec.label} predicts {spec.num_classes} classes; {source} has {has}")
     trained = [c["name"] for c in cfg.resolved.get("class_map", [])]
     if class_names is not None and trained and trained != list(class_names):
         raise CheckpointError(f"model {spec.label} was trained on classes {trained}; {source} has {list(class_names)}")

@@ -37,7 +37,9 @@ def _class_bars(per_class: pd.DataFrame, x: str, title: str, text: list[str], ho
     fig = go.Figure(go.Bar(x=df[x], y=df["name"], orientation="h", marker_color=[bar_color(c) for c in df["color"]],
                            customdata=custom, text=text[::-1], textposition="auto", hovertemplate=hover))
     fig.update_layout(title=title, height=60 + 32 * len(df), margin=_MARGIN, clickmode="event+select",
-                      xaxis_tickformat=xformat)
+                      xaxis_tickformat=xformat, xaxis_rangemode="nonnegative")
+    if not len(df) or not (df[x] > 0).any():  # all zero: plotly would centre the axis on 0 (-100%..100%)
+        fig.update_xaxes(range=[0, 1])
     return fig
 
 

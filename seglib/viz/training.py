@@ -42,7 +42,8 @@ def metric_values(history: Sequence[dict], key: str) -> tuple[list[int], list[fl
     return [r["epoch"] for r in history], values
 
 
-def _layout(fig: go.Figure, title: str, history: Sequence[dict], yformat: str | None = None) -> go.Figure:
+def _layout(fig: go.Figure, title: str, history: Sequence[dict], yformat: str | None = None,
+            empty_text: str = "waiting for the first epoch…") -> go.Figure:
     epochs = max((r["epoch"] for r in history), default=1)
     # The legend sits under the plot, clear of the x-axis title (plotly does not move it itself).
     fig.update_layout(title=title, height=_HEIGHT, margin=_MARGIN, hovermode="x unified",
@@ -51,9 +52,16 @@ def _layout(fig: go.Figure, title: str, history: Sequence[dict], yformat: str | 
                                  rangemode="tozero"),
                       yaxis=dict(tickformat=yformat))
     if not history:
-        fig.add_annotation(text="waiting for the first epoch…", showarrow=False, xref="paper", yref="paper",
+        fig.add_annotation(text=empty_text, showarrow=False, xref="paper", yref="paper",
                            x=0.5, y=0.5, font=dict(color="#888"))
+    if not _has_points(fig):  # plotly's range for no data is -1..4: -100% to 400% on a score axis
+        fig.update_xaxes(range=[0, 1])
+        fig.update_yaxes(range=[0, 1])
     return fig
+
+
+def _has_points(fig: go.Figure) -> bool:
+    return any(y is not None for trace in fig.data for y in (trace.y if trace.y is not None else ()))
 
 
 def _mode(points: Sequence) -> str:
@@ -136,7 +144,7 @@ def _lr_axis(fig: go.Figure, values: Sequence, tickformat: str = ".1e") -> None:
         fig.update_yaxes(type="log", tickformat=tickformat, nticks=6)
     else:  # from 0: plotly centres a flat line on a range around it that reaches below zero
         fig.update_yaxes(type="linear", tickformat=tickformat, nticks=6,
-                         range=[0, 1.25 * max(values)] if values else None)
+                         range=[0, 1.25 * max(values)] if values else [0, 1])
 
 
 def compare_figure(histories: Mapping[str, Sequence[dict]], key: str) -> go.Figure:
@@ -150,7 +158,7 @@ def compare_figure(histories: Mapping[str, Sequence[dict]], key: str) -> go.Figu
     longest = max(histories.values(), key=len, default=[])
     fmt = ".0%" if key.startswith(PER_CLASS) or key in ("miou", "miou_no_bg", "dice", "pixel_accuracy",
                                                        "mean_pixel_accuracy") else None
-    fig = _layout(fig, metric_label(key), longest, fmt)
+    fig = _layout(fig, metric_label(key), longest, fmt, empty_text="no finished epoch")
     if fmt:  # scores from 0: a narrow automatic range would make small differences look large
         fig.update_yaxes(rangemode="tozero")
     if key == "lr":

@@ -41,6 +41,9 @@ def app_data_dir(tmp_path_factory):
     return d
 
 
+SERVER_PIDS: dict[str, int] = {}   # url -> the streamlit process serving it (tests that measure it)
+
+
 @contextlib.contextmanager
 def running_app(data_dir: Path):
     """``streamlit run app.py`` on a free loopback port; yields its URL, then stops exactly that process."""
@@ -51,7 +54,8 @@ def running_app(data_dir: Path):
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+             "--client.showErrorDetails", "full"],  # an exception must show as one (assert_no_exception)
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             url = f"http://127.0.0.1:{port}"
@@ -66,6 +70,7 @@ def running_app(data_dir: Path):
                     if time.time() > deadline:
                         raise RuntimeError("streamlit did not start within 60 s") from None
                     time.sleep(0.5)
+            SERVER_PIDS[url] = proc.pid
             yield url
         finally:
             proc.terminate()

@@ -153,3 +153,28 @@ def test_compare_flow(compare_app, tall_page, trained_runs):
     pg.get_by_text("IoU per class").wait_for(timeout=60_000)
     wait_for_app(pg)
     shot(pg, "compare-4-dataset")
+
+
+def test_a_slow_comparison_shows_progress_and_cancels(compare_app, tall_page):
+    """All 340 images with flips (4 passes of each model): the bar counts images and the time left,
+    and Cancel stops the pass and goes back to the picker."""
+    url, _ = compare_app
+    pg = tall_page
+    pg.goto(url + "/compare")
+    pg.get_by_role("button", name="Compare").wait_for(timeout=120_000)
+    wait_for_app(pg)
+    pg.get_by_role("combobox", name="Images").click()
+    pg.get_by_role("option", name="All images").click()
+    wait_for_app(pg)
+    pg.get_by_text("Test-time flips").click()
+    wait_for_app(pg)
+    pg.get_by_role("button", name="Compare", exact=True).click()
+    progress = pg.get_by_text(re.compile(r"Predicting with 2 models: [\d,]+ / 340 images"))
+    progress.wait_for(timeout=120_000)
+    pg.get_by_text(re.compile(r"about \d+ (s|min)")).first.wait_for(timeout=60_000)   # the time left
+    shot(pg, "compare-5-progress")
+    pg.get_by_role("button", name="Cancel").click()
+    pg.get_by_text("Comparison cancelled").wait_for(timeout=60_000)
+    wait_for_app(pg)
+    assert_no_exception(pg)
+    assert pg.get_by_text("mIoU · mean ensemble").count() == 0

@@ -67,7 +67,7 @@ def test_train_queue_cancel_reload(page, train_app):
     _open_train(pg, url)
     pg.get_by_role("button", name="Quick preset").click()
     wait_for_app(pg)
-    _number(pg, "Epochs", 3)
+    _number(pg, "Epochs", 6)   # long enough that the second job is still queued when it is cancelled
     _number(pg, "Steps per epoch (0 = all)", 6)
     _number(pg, "Batch size", 8)
     pg.get_by_role("textbox", name="Run name (optional)").fill("e2e-first")
@@ -115,7 +115,7 @@ def test_train_queue_cancel_reload(page, train_app):
     # The overlay shows the finished run's curves: one marker per epoch.
     overlay = pg.locator(".js-plotly-plot").filter(has_text="mIoU").last
     expect(overlay).to_be_visible(timeout=30_000)
-    assert overlay.locator(".scatterlayer .point").count() == 3
+    assert overlay.locator(".scatterlayer .point").count() == 6
     expect(pg.get_by_text("e2e-first").first).to_be_visible()
     pg.set_viewport_size({"width": 1500, "height": 3000})  # down to the overlaid curves
     wait_for_app(pg)
