@@ -5,6 +5,7 @@ import streamlit as st
 from seglib import viz
 from seglib.viz import plots
 from ui import data, nav
+from ui import dataset_grid as grid
 
 nav.require_entry()
 loaded = data.current()
@@ -56,12 +57,10 @@ if stats.ids:
     opacity = st.slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key="home_opacity")
     sample_ids = ds.labeled_ids[:: max(1, len(ds.labeled_ids) // 8)][:8] or ds.ids[:8]
     cols = st.columns(4)
-    for k, image_id in enumerate(sample_ids):
-        img, mask, _ = ds.load_pair(image_id)
-        if img is None:
-            continue
-        img, mask = viz.thumbnail_pair(img, mask, size=384)  # big photos stay light in the browser
-        cols[k % 4].image(viz.overlay(img, mask, ds.class_map, opacity), caption=image_id, width="stretch")
+    # Cached like the Dataset grid's: a big photo is decoded reduced, once, and stays light in the browser.
+    pictures = grid.thumbnails(loaded, sample_ids, viz.View(alpha=opacity), size=384)
+    for k, (image_id, (data, _)) in enumerate(zip(sample_ids, pictures, strict=True)):
+        cols[k % 4].image(data, caption=image_id, width="stretch")
 
 st.subheader("Validation report")
 if not ds.report:

@@ -34,7 +34,14 @@ with right:
     t_preview, t_code, t_balance = st.tabs(["Preview", "Python code & file", "Class rebalancing"])
     with t_preview:
         chosen, draws, seed, opacity = ui_aug.preview_controls(ids)
-        ui_aug.preview_grid(ds, chosen, steps, draws, seed, opacity)
+        plan = ui_aug.training_input(loaded)
+        prepare = None
+        if plan["mode"] != "full":
+            shown = {"crop": f"random {plan['size']}-px crops", "resize": f"resized to {plan['size']} px"}[plan["mode"]]
+            if st.toggle(f"As training sees it: {shown}, then the pipeline", value=True, key="augment_as_training",
+                         help=f"The Train page's input setting for this dataset ({plan['why']})"):
+                prepare = ui_aug.input_preparer(loaded, plan, seed)
+        ui_aug.preview_grid(ds, chosen, steps, draws, seed, opacity, prepare)
     with t_code:
         ui_aug.code_panel(steps, seed)
     with t_balance:

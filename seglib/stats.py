@@ -11,6 +11,8 @@ size and unknown colours become problems, recorded on the dataset (bad pairs lea
 from __future__ import annotations
 
 import os
+import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,13 +21,13 @@ import numpy as np
 import pandas as pd
 
 from . import cache
-from .data.classmap import UNKNOWN_INDEX, ClassMap
+from .data.classmap import UNKNOWN_INDEX, ClassInfo, ClassMap
 from .data.dataset import SegDataset
 from .data.io import to_uint8
 from .data.npz import NpzDataset
 from .data.report import Problem
 
-STATS_VERSION = 4
+STATS_VERSION = 5
 CHUNK = 1024
 Progress = Callable[[int, int], None]
 
@@ -123,9 +125,36 @@ class DatasetStats:
 
 # =========================================================================================
 def _intensity(images: np.ndarray) -> np.ndarray:
-    flat = images.reshape(len(images), -1)
-    return np.stack([flat.mean(1, dtype=np.float64), flat.std(1, dtype=np.float64),
-                     flat.min(1), flat.max(1)], axis=1).astype(np.float32)
+    """(B, ...) uint8 -> (B, 4) float32 mean, std, min, max over all pixels and channels.
+
+    Exact, from integer sums: per row of a (B, rows, <=16384) view, sums of values and of
+    squares fit uint32; no float64 copy of the image (a float64 ``std`` costs 8 bytes per
+    value and is 4x slower). std is the population std, sqrt(E[x^2] - E[x]^2)."""
+    b = len(images)
+    if not b:
+        return np.zeros((0, 4), np.float32)
+    flat = images.reshape(b, -1)
+    n = flat.shape[1]
+    if not n:
+        return np.zeros((b, 4), np.float32)
+    if flat.dtype != np.uint8:  # not from the readers (they give uint8): the plain way
+        return np.stack([flat.mean(1, dtype=np.float64), flat.std(1, dtype=np.float64),
+                         flat.min(1), flat.max(1)], axis=1).astype(np.float32)
+    s = np.zeros(b, np.float64)
+    ss = np.zeros(b, np.float64)
+    step = 1 << 14  # 16384 * 255^2 < 2^32: a row's sum of squares fits uint32
+    rows = n // step
+    parts = [flat[:, : rows * step].reshape(b, rows, step)] if rows else []
+    if n % step:
+        parts.append(flat[:, rows * step :].reshape(b, 1, -1))
+    for part in parts:
+        sq = part.astype(np.uint16)
+        sq *= sq
+        s += part.sum(2, dtype=np.uint32).sum(1, dtype=np.uint64)
+        ss += sq.sum(2, dtype=np.uint32).sum(1, dtype=np.uint64)
+    mean = s / n
+    std = np.sqrt(np.maximum(ss / n - mean * mean, 0.0))
+    return np.stack([mean, std, flat.min(1), flat.max(1)], axis=1).astype(np.float32)
 
 
 def _bincount_rows(masks: np.ndarray) -> np.ndarray:
@@ -145,6 +174,7 @@ def _stats_npz_fast(ds: NpzDataset, progress: Progress | None) -> tuple | None:
     n = len(images)
     counts = np.zeros((n, 256), np.int64)
     inten = np.zeros((n, 4), np.float32)
+    tick = Ticker(progress, len(ds))
     for a in range(0, n, CHUNK):
         imgs = to_uint8(np.asarray(images[a : a + CHUNK]))
         m = np.asarray(raw[a : a + CHUNK])
@@ -157,37 +187,75 @@ def _stats_npz_fast(ds: NpzDataset, progress: Progress | None) -> tuple | None:
             return None
         counts[a : a + len(m)] = _bincount_rows(mask)
         inten[a : a + len(m)] = _intensity(imgs)
-        if progress:
-            progress(min(a + CHUNK, n), len(ds))
+        tick(min(a + CHUNK, n))
     ch = 1 if images.ndim == 3 else images.shape[-1]
     shape = np.tile(np.array([images.shape[1], images.shape[2], ch], np.int32), (n, 1))
     return lab_ids, counts, inten, shape
 
 
 def _one(ds: SegDataset, image_id: str):
-    img, mask, problems = ds.load_pair(image_id)
+    img, counts, unknown, problems = ds.load_counts(image_id)
     if img is None:
-        return image_id, None, None, None, problems
-    counts = np.bincount(mask.ravel(), minlength=256) if mask is not None else np.zeros(256, np.int64)
+        return image_id, None, None, None, problems, unknown
+    if counts is None:
+        counts = np.zeros(256, np.int64)
     shape = (img.shape[0], img.shape[1], 1 if img.ndim == 2 else img.shape[2])
-    return image_id, counts, _intensity(img[None])[0], shape, problems
+    return image_id, counts, _intensity(img[None])[0], shape, problems, unknown
 
 
 def _stats_per_image(ds: SegDataset, ids: list[str], progress: Progress | None, done0: int = 0):
-    out_ids, counts, inten, shapes, problems = [], [], [], [], []
-    workers = min(8, (os.cpu_count() or 2) * 2)  # decoding releases the GIL
+    """Every image once, in a few threads (decoding releases the GIL). Memory: the per-image
+    features below and a bounded window of images in flight, whatever the number of images."""
+    n = len(ids)
+    counts = np.zeros((n, 256), np.int64)
+    inten = np.zeros((n, 4), np.float32)
+    shapes = np.zeros((n, 3), np.int32)
+    keep = np.zeros(n, bool)
+    problems: list[Problem] = []
+    unknown: dict[str, dict] = {}  # image id -> unknown values or colours (only images that have some)
+    workers = min(8, (os.cpu_count() or 2) * 2)
+    window = 4 * workers
+    _ = ds.decoder  # made once here, not raced for by the threads
+    tick = Ticker(progress, len(ds), done0)
     with ThreadPoolExecutor(workers) as pool:
-        for k, (image_id, c, it, sh, probs) in enumerate(pool.map(lambda i: _one(ds, i), ids)):
+        pending: deque = deque()
+        nxt = 0
+        for k in range(n):
+            while nxt < n and len(pending) < window:
+                pending.append(pool.submit(_one, ds, ids[nxt]))
+                nxt += 1
+            image_id, c, it, sh, probs, unk = pending.popleft().result()
             problems.extend(probs)
             if c is not None:
-                out_ids.append(image_id)
-                counts.append(c)
-                inten.append(it)
-                shapes.append(sh)
-            if progress and (k % 256 == 0 or k == len(ids) - 1):
-                progress(done0 + k + 1, len(ds))
-    return (out_ids, np.array(counts, np.int64).reshape(-1, 256), np.array(inten, np.float32).reshape(-1, 4),
-            np.array(shapes, np.int32).reshape(-1, 3), problems)
+                keep[k] = True
+                counts[k], inten[k], shapes[k] = c, it, sh
+                if unk:
+                    unknown[image_id] = unk
+            tick(k + 1)
+    if keep.all():
+        return list(ids), counts, inten, shapes, problems, unknown
+    kept = [i for i, kp in zip(ids, keep, strict=True) if kp]
+    return kept, counts[keep], inten[keep], shapes[keep], problems, unknown
+
+
+class Ticker:
+    """Calls ``progress(done, total)`` at most every 0.1 s, and always for the last image, so a
+    bar's time left follows the real rate without a call per image of a large dataset."""
+
+    every = 0.1  # seconds
+
+    def __init__(self, progress: Progress | None, total: int, done0: int = 0):
+        self.progress, self.total, self.done0 = progress, total, done0
+        self.last = -float("inf")
+
+    def __call__(self, done: int) -> None:
+        if self.progress is None:
+            return
+        done += self.done0
+        now = time.monotonic()
+        if now - self.last >= self.every or done >= self.total:
+            self.last = now
+            self.progress(done, self.total)
 
 
 def _compute(ds: SegDataset, progress: Progress | None) -> DatasetStats:
@@ -195,17 +263,77 @@ def _compute(ds: SegDataset, progress: Progress | None) -> DatasetStats:
     if fast is not None:
         lab_ids, c1, i1, s1 = fast
         rest = ds.unlabeled_ids
-        ids2, c2, i2, s2, problems = _stats_per_image(ds, rest, progress, len(lab_ids))
+        ids2, c2, i2, s2, problems, unknown = _stats_per_image(ds, rest, progress, len(lab_ids))
         ids = lab_ids + ids2
         counts, inten, shape = np.concatenate([c1, c2]), np.concatenate([i1, i2]), np.concatenate([s1, s2])
     else:
-        ids, counts, inten, shape, problems = _stats_per_image(ds, ds.ids, progress)
+        ids, counts, inten, shape, problems, unknown = _stats_per_image(ds, ds.ids, progress)
     labeled = np.array([ds.is_labeled(i) for i in ids], bool)
     class_map = ds.class_map
     if class_map.inferred and ds.encoding in ("index", "palette", "binary"):
         seen = np.flatnonzero(counts[labeled].sum(0)[:UNKNOWN_INDEX])
         class_map = class_map.extended(seen.tolist())
+    elif class_map.inferred and ds.encoding == "rgb" and unknown:
+        class_map, problems = _learn_colours(class_map, ids, counts, unknown, problems)
+    elif ds.encoding == "rgb":
+        problems = problems + _colours_disagree(ds, class_map, counts[labeled], unknown)
     return DatasetStats(ids, labeled, counts, inten, shape, class_map, problems)
+
+
+def _learn_colours(class_map: ClassMap, ids, counts, unknown: dict, problems: list[Problem]):
+    """An inferred colour map was made from a sample of masks: colours that only other masks
+    use become classes too (ids after the sample's, by pixel count), their pixels counted
+    under them. Fills ``counts`` in place; drops the then-wrong unknown-colour warnings."""
+    total: dict[str, int] = {}
+    for unk in unknown.values():
+        for colour, px in unk.items():
+            total[colour] = total.get(colour, 0) + px
+    free = UNKNOWN_INDEX - (max(class_map.ids) + 1 if len(class_map) else 0)
+    if len(total) > free:
+        return class_map, problems  # more colours than ids (e.g. JPEG-compressed masks): stay unknown
+    first = max(class_map.ids) + 1 if len(class_map) else 0
+    new_id = {c: first + k for k, c in enumerate(sorted(total, key=lambda c: (-total[c], c)))}
+    row = {image_id: k for k, image_id in enumerate(ids)}
+    for image_id, unk in unknown.items():
+        for colour, px in unk.items():
+            counts[row[image_id], new_id[colour]] += px
+            counts[row[image_id], UNKNOWN_INDEX] -= px
+    learned = ClassMap(class_map.classes + [ClassInfo(i, f"class_{i}", c) for c, i in new_id.items()], True)
+    return learned, [p for p in problems if not (p.code == "unknown_class" and p.image_id in unknown)]
+
+
+def _colours_disagree(ds: SegDataset, class_map: ClassMap, lab_counts: np.ndarray, unknown: dict) -> list[Problem]:
+    """Where a class file's colours and the masks' colours disagree (public sets ship such files):
+    one warning for colours in the masks that the file lacks (with pixels), one for the file's
+    colours that no mask uses. Neither side is trusted silently."""
+    source = getattr(ds, "class_map_file", None)
+    if source is None:
+        return []
+    name = os.path.basename(source)
+    out = []
+    total: dict[str, list[int]] = {}
+    for unk in unknown.values():
+        for colour, px in unk.items():
+            t = total.setdefault(colour, [0, 0])
+            t[0] += px
+            t[1] += 1
+    if total:
+        items = sorted(total.items(), key=lambda kv: -kv[1][0])
+        shown = ", ".join(f"{c} ({px:,} px in {m} mask{'s' * (m != 1)})" for c, (px, m) in items[:12])
+        more = f" and {len(items) - 12} more" if len(items) > 12 else ""
+        out.append(Problem(source, f"{len(items)} colour{'s' * (len(items) != 1)} in the masks "
+                           f"{'are' if len(items) != 1 else 'is'} not in {name}: {shown}{more}; "
+                           "their pixels count as unknown (fix the colours in the class file)",
+                           "class_file_colours_missing", None, excluded=False, severity="warning"))
+    px = lab_counts.sum(0)
+    unseen = [c for c in class_map if not px[c.id]]
+    if unseen:
+        shown = ", ".join(f"{c.name} {c.color}" for c in unseen[:12])
+        more = f" and {len(unseen) - 12} more" if len(unseen) > 12 else ""
+        out.append(Problem(source, f"{len(unseen)} class colour{'s' * (len(unseen) != 1)} of {name} "
+                           f"never appear{'s' * (len(unseen) == 1)} in the masks: {shown}{more}",
+                           "class_file_colours_unseen", None, excluded=False, severity="warning"))
+    return out
 
 
 def compute_stats(ds: SegDataset, use_cache: bool = True, progress: Progress | None = None,
@@ -213,7 +341,8 @@ def compute_stats(ds: SegDataset, use_cache: bool = True, progress: Progress | N
     """Statistics of every image of ``ds``; records the problems found on ``ds``.
 
     Cached on disk under the dataset's content fingerprint: a second call on an unchanged
-    dataset reads a few arrays instead of every image.
+    dataset reads a few arrays instead of every image. ``progress(done, total)`` is called as
+    images are read (at most every 0.1 s, and for the last one); a cache hit does not call it.
     """
     key = f"{ds.fingerprint()}-v{STATS_VERSION}"
     hit = cache.load("stats", key, cache_root) if use_cache else None
@@ -236,6 +365,10 @@ def compute_stats(ds: SegDataset, use_cache: bool = True, progress: Progress | N
                    root=cache_root)
     ds.record_problems(stats.problems)
     if stats.class_map is not ds.class_map:
-        ds.set_class_map(stats.class_map)
+        if stats.class_map.to_list() == ds.class_map.to_list() and stats.class_map.inferred == ds.class_map.inferred:
+            stats.class_map = ds.class_map  # the same map: keep the dataset's (and its decoder's tables)
+        else:
+            ds.set_class_map(stats.class_map)
+            ds.remember_classes()  # the next open starts from every mask's classes, not a sample's
     return stats
 

@@ -150,7 +150,33 @@ def show_findings(findings: list[augment.Finding]) -> None:
         show(f"**{where}**: {f.message}", icon=icon)
 
 
-def preview_grid(ds, ids: list[str], steps: list[dict], draws: int, seed: int, opacity: float) -> None:
+def training_input(loaded) -> dict:
+    """The input policy the Train form holds for this dataset (its remembered values, else the
+    defaults), resolved on the labeled images: what a training step will see."""
+    from seglib.review import dataset_key
+    from seglib.train import TrainConfig, form_memory
+    from seglib.train.inputs import resolve_input
+
+    saved = form_memory.recall(dataset_key(loaded.ds))
+    cfg = TrainConfig()
+    mode, size = saved.get("input_mode", cfg.input_mode), saved.get("input_size", cfg.input_size)
+    share = saved.get("rare_crop_share", cfg.rare_crop_share)
+    labeled = loaded.stats.labeled.astype(bool)
+    plan = resolve_input(mode, int(size), loaded.stats.shape[labeled] if labeled.any() else loaded.stats.shape)
+    return {**plan, "rare_share": float(share)}
+
+
+def input_preparer(loaded, plan: dict, seed: int):
+    """The crop or resize training applies before the pipeline (None for whole images)."""
+    from seglib.sampling import rarest_classes
+    from seglib.train.inputs import input_transform
+
+    rare = rarest_classes(loaded.stats, 1) if plan["mode"] == "crop" else ()
+    return input_transform(plan, rare, plan["rare_share"], seed)
+
+
+def preview_grid(ds, ids: list[str], steps: list[dict], draws: int, seed: int, opacity: float,
+                 prepare=None) -> None:
     pairs, shown = [], []
     for image_id in ids:
         img, mask, problems = ds.load_pair(image_id)
@@ -161,9 +187,10 @@ def preview_grid(ds, ids: list[str], steps: list[dict], draws: int, seed: int, o
         shown.append(image_id)
     if not pairs:
         return
-    show_findings(augment.check_pipeline(steps, pairs[:4]))
+    checked = [prepare(i, m) if prepare is not None and m is not None else (i, m) for i, m in pairs[:4]]
+    show_findings(augment.check_pipeline(steps, checked))   # on what the pipeline will get: crops, when cropping
     try:
-        rows = augment.preview(augment.build_compose(steps), pairs, draws, seed)
+        rows = augment.preview(augment.build_compose(steps), pairs, draws, seed, prepare=prepare)
     except augment.PipelineError as e:
         st.error(f"The preview failed: {e}", icon=":material/error:")
         return

@@ -1,7 +1,11 @@
 """Cached access to the current dataset and its statistics (the only place pages get them)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -15,6 +19,7 @@ from seglib.review import ReviewStore, default_url
 from seglib.stats import DatasetStats, compute_stats
 
 from . import roots, state
+from .progress import eta_text
 
 
 @dataclass(frozen=True)
@@ -50,11 +55,114 @@ def ensure_demo() -> str:
     return _ensure_demo(str(path))
 
 
-@st.cache_resource(max_entries=4, show_spinner="Reading the dataset and computing statistics…")
-def _load(path: str, reload: int) -> Loaded:
+# --- long first passes: a progress bar, and a pass that survives reruns ------------------------
+@dataclass
+class _Pass:
+    """A computation running in a background thread: its progress, result or error."""
+
+    done: int = 0
+    total: int = 0
+    started: float | None = None   # when the first (done, total) came: the rate is measured from there
+    done0: int = 0
+    result: object = None
+    error: BaseException | None = None
+    thread: threading.Thread | None = field(default=None, repr=False)
+
+    def update(self, done: int, total: int) -> None:
+        if self.started is None:
+            self.started, self.done0 = time.monotonic(), done
+        self.done, self.total = done, total
+
+
+class Memo:
+    """At most ``size`` values by key, least recently used dropped first; thread-safe."""
+
+    def __init__(self, size: int):
+        self.size, self._data, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key: Hashable) -> tuple[bool, object]:
+        with self._lock:
+            if key not in self._data:
+                return False, None
+            self._data.move_to_end(key)
+            return True, self._data[key]
+
+    def put(self, key: Hashable, value) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+
+@st.cache_resource(show_spinner=False)
+def _passes() -> tuple[dict, threading.Lock]:
+    return {}, threading.Lock()
+
+
+def background_pass(memo: Memo, key: Hashable, compute: Callable, label: str, after: str = "") -> object:
+    """``memo``'s value under ``key``, else ``compute(progress)`` run once in a background thread
+    while this script run draws a bar: "label: 300 / 2,000 images · about 40 s left" (then
+    ``after`` once every image is done). The thread is shared: a rerun (any click, another page,
+    another session) attaches to the running pass instead of starting it over, which a pass run
+    inside the script would do. Nothing is drawn when the value is at hand."""
+    found, value = memo.get(key)
+    if found:
+        return value
+    passes, lock = _passes()
+    with lock:
+        found, value = memo.get(key)  # finished while this run waited for the lock
+        if found:
+            return value
+        run = passes.get(key)
+        if run is None:
+            run = passes[key] = _Pass()
+
+            def work() -> None:
+                try:
+                    run.result = compute(run.update)
+                    memo.put(key, run.result)
+                except BaseException as e:  # handed to the script run that waits for it
+                    run.error = e
+            run.thread = threading.Thread(target=work, name=f"seglib-pass-{label}", daemon=True)
+            run.thread.start()
+    bar, waited = None, time.monotonic()
+    while run.thread.is_alive():
+        run.thread.join(0.25)
+        if not run.thread.is_alive() or not run.total and time.monotonic() - waited < 0.5:
+            continue
+        if bar is None:
+            bar = st.progress(0.0, text=f"{label}…")
+        if run.total and run.done >= run.total and after:
+            bar.progress(1.0, text=after)
+        elif run.total:
+            bar.progress(min(run.done / run.total, 1.0), text=f"{label}: {run.done:,} / {run.total:,} images"
+                         + eta_text(time.monotonic() - run.started, run.done - run.done0, run.total - run.done))
+    if bar is not None:
+        bar.empty()
+    with lock:
+        if passes.get(key) is run:
+            del passes[key]  # done: the memo holds the value (an error is tried again next time)
+    if run.error is not None:
+        raise run.error
+    return run.result
+
+
+@st.cache_resource(show_spinner=False)
+def _datasets() -> Memo:
+    """Loaded datasets, shared by the sessions: a few (the app switches between them)."""
+    return Memo(4)
+
+
+def _open_and_measure(path: str, progress) -> Loaded:
     ds = open_dataset(path)
-    stats = compute_stats(ds)
+    stats = compute_stats(ds, progress=progress)  # from the on-disk cache when the files did not change
     return Loaded(path, ds, stats, ds.fingerprint())
+
+
+def _load(path: str, reload: int) -> Loaded:
+    return background_pass(_datasets(), (path, reload), lambda progress: _open_and_measure(path, progress),
+                           "Reading the images for the statistics")
 
 
 @st.cache_resource(show_spinner=False)

@@ -16,8 +16,8 @@ from seglib.review import tables
 from seglib.stats import DatasetStats
 from seglib.viz import plots
 
-from . import progress
-from .data import Loaded, review_store
+from . import dataset_grid, progress
+from .data import Loaded, Memo, background_pass, review_store
 
 # Session keys of this page (all prefixed "review_").
 SECTION = "review_section"
@@ -65,14 +65,23 @@ def context(loaded: Loaded) -> Ctx:
     return Ctx(loaded, review_store(), review.dataset_key(loaded.ds))
 
 
-@st.cache_data(max_entries=4, show_spinner="Projecting images to 2-D…")
-def _projection(path: str, fingerprint: str, _ds: SegDataset, _stats: DatasetStats) -> pd.DataFrame:
-    return projection(_ds, _stats)
+@st.cache_resource(show_spinner=False)
+def _memos() -> tuple[Memo, Memo]:
+    """Detector tables and thumbnail maps by (path, fingerprint), shared by the sessions (read-only)."""
+    return Memo(4), Memo(4)
 
 
-@st.cache_data(max_entries=4, show_spinner="Running the outlier detectors…")
-def _detections(path: str, fingerprint: str, _ds: SegDataset, _stats: DatasetStats) -> pd.DataFrame:
-    return outliers.detect(_ds, _stats)
+def _detections(path: str, fingerprint: str, ds: SegDataset, stats: DatasetStats) -> pd.DataFrame:
+    """The detectors' table: from memory, the on-disk cache, or one pixel pass with a progress bar."""
+    return background_pass(_memos()[0], (path, fingerprint), lambda bar: outliers.detect(ds, stats, progress=bar),
+                           "Reading the images for the outlier detectors", after="Running the outlier detectors…")
+
+
+def _projection(path: str, fingerprint: str, ds: SegDataset, stats: DatasetStats) -> pd.DataFrame:
+    """The thumbnail map (it shares the detectors' pixel pass: they run first on a cold open)."""
+    _detections(path, fingerprint, ds, stats)
+    return background_pass(_memos()[1], (path, fingerprint), lambda bar: projection(ds, stats, progress=bar),
+                           "Reading the images for the map", after="Projecting the images to 2-D…")
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -131,13 +140,10 @@ def thumbnails(ctx: Ctx, ids: list[str], states: dict[str, str], cols: int = 6) 
     """Overlays of the first MAX_THUMBS images, captioned with id and review state."""
     shown = ids[:MAX_THUMBS]
     grid = st.columns(cols)
-    for k, image_id in enumerate(shown):
-        img, mask, _ = ctx.ds.load_pair(image_id)
-        if img is None:
-            grid[k % cols].caption(f"{image_id}: cannot be read")
-            continue
-        grid[k % cols].image(viz.overlay(img, mask, ctx.ds.class_map, 0.4), width="stretch",
-                             caption=f"{image_id} · {states.get(image_id, tables.UNREVIEWED)}")
+    # The Dataset grid's cached thumbnails: a big photo is decoded reduced, once, not on every rerun.
+    pictures = dataset_grid.thumbnails(ctx.loaded, shown, viz.View(alpha=0.4), dataset_grid.THUMB_PX)
+    for k, (image_id, (data, _)) in enumerate(zip(shown, pictures, strict=True)):
+        grid[k % cols].image(data, width="stretch", caption=f"{image_id} · {states.get(image_id, tables.UNREVIEWED)}")
     if len(ids) > len(shown):
         st.caption(f"…and {len(ids) - len(shown)} more.")
 

@@ -15,6 +15,7 @@ from seglib.train import ConfigError, TrainConfig, checkpoints_dir, form_memory
 from seglib.train.config import MONITORS, OPTIMIZERS, SAMPLERS, SCHEDULERS
 from seglib.train.cpu_share import threads_sparing_a_core
 from seglib.train.data import training_problem
+from seglib.train.inputs import INPUT_MODES, resolve_input
 from seglib.train.jobs import JobError, JobManager
 
 from .data import Loaded, review_store
@@ -36,12 +37,16 @@ AMP_MODES = ["auto", "off", "bf16", "fp16"]
 RANGES = {"focal_gamma": (0.0, 10.0), "tversky_alpha": (0.0, 1.0), "tversky_beta": (0.0, 1.0),
           "sampler_factor": (1.0, 50.0), "val_fraction": (0.02, 0.9), "epochs": (1, 10_000), "batch_size": (1, 4096),
           "lr": (1e-7, 10.0), "weight_decay": (0.0, 1.0), "patience": (0, 1000), "max_steps_per_epoch": (0, 1_000_000),
-          "grad_clip": (0.0, 1000.0), "workers": (-1, 64), "seed": (0, 2**31 - 1)}
+          "grad_clip": (0.0, 1000.0), "workers": (-1, 64), "seed": (0, 2**31 - 1), "input_size": (32, 8192),
+          "rare_crop_share": (0.0, 1.0)}
 LOSS_WEIGHT = "loss_w_"  # + a loss term: that term's weight
 LOSS_WEIGHT_RANGE = (0.05, 100.0)
 # The options of the form's select boxes: a remembered value outside them falls back to the default.
 CHOICES = {"arch": ARCHITECTURES, "encoder": ENCODERS, "class_weights": CLASS_WEIGHTING, "sampler": SAMPLERS,
-           "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "monitor": MONITORS, "amp": AMP_MODES}
+           "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "monitor": MONITORS, "amp": AMP_MODES,
+           "input_mode": INPUT_MODES}
+INPUT_LABELS = {"auto": "Automatic, from the image sizes", "crop": "Random square crops",
+                "resize": "Resized (longer side)", "full": "Whole images"}
 NOT_REMEMBERED = ("name",)  # a run name names one run
 
 
@@ -88,7 +93,7 @@ def show_message() -> None:
 PLAIN = ("arch", "encoder", "focal_gamma", "tversky_alpha", "tversky_beta", "class_weights", "exclude_background",
          "sampler", "sampler_factor", "val_fraction", "leave_out_excluded", "epochs", "batch_size", "lr",
          "weight_decay", "optimizer", "scheduler", "monitor", "patience", "max_steps_per_epoch", "grad_clip",
-         "device", "amp", "workers", "seed")
+         "device", "amp", "workers", "seed", "input_mode", "input_size", "rare_crop_share")
 
 
 def form_values(cfg: TrainConfig) -> dict:
@@ -308,6 +313,17 @@ def _data_widgets(loaded: Loaded) -> None:
                     disabled=st.session_state[W + "sampler"] != "oversample")
     c2.number_input("Validation fraction", *RANGES["val_fraction"], step=0.05, key=W + "val_fraction",
                     help="a split stratified by the rarest class each image holds, drawn from the seed")
+    mode = st.session_state[W + "input_mode"]
+    c1, c2, c3 = st.columns([2, 1, 1])
+    c1.selectbox("Training input", INPUT_MODES, format_func=INPUT_LABELS.get, key=W + "input_mode",
+                 help="What a training step sees of each image. Crops: random squares of the size (a share centred "
+                      "on the rarest class), validation on whole images by tiles; resized: the longer side to the "
+                      "size; whole: as they are (small images). Automatic crops images much larger than the size.")
+    c2.number_input("Size (px)", *RANGES["input_size"], step=32, key=W + "input_size", disabled=mode == "full",
+                    help="The crop's side (a multiple of 32), or the longer side after resizing")
+    c3.number_input("Rare-class crops", *RANGES["rare_crop_share"], step=0.05, key=W + "rare_crop_share",
+                    disabled=mode not in ("auto", "crop"),
+                    help="Share of the crops centred on a pixel of the rarest class (nnU-Net uses a third)")
     excluded = review_store().counts(dataset_key(loaded.ds)).get("exclude", 0)
     st.checkbox(f"Leave out the {excluded:,} images marked “exclude” on the Review page", key=W + "leave_out_excluded")
 
@@ -384,9 +400,18 @@ def describe(cfg: TrainConfig, loaded: Loaded) -> str:
     if cfg.sampler == "oversample":
         which = ", ".join(cmap.name_of(c) for c in cfg.sampler_classes) if cfg.sampler_classes else "the rarest class"
         sampler = f"{which} ×{cfg.sampler_factor:g}"
+    plan = input_plan(cfg, loaded)
+    shown = {"crop": f"{plan['size']}-px crops", "resize": f"resized to {plan['size']} px"}.get(plan["mode"], "whole")
     return (f"**{cfg.arch}/{cfg.encoder}** · loss `{cfg.loss}` · {cfg.epochs} epochs ({steps}) × batch "
             f"{cfg.batch_size} · lr {cfg.lr:.0e} {cfg.optimizer}/{cfg.scheduler} · sampler {sampler} · "
-            f"aug {cfg.aug or 'none'} · {len(loaded.ds.labeled_ids):,} labeled images")
+            f"aug {cfg.aug or 'none'} · {len(loaded.ds.labeled_ids):,} labeled images, {shown} ({plan['why']})")
+
+
+def input_plan(cfg: TrainConfig, loaded: Loaded) -> dict:
+    """What training will choose for this config's input policy on this dataset's labeled images."""
+    stats = loaded.stats
+    labeled = stats.labeled.astype(bool)
+    return resolve_input(cfg.input_mode, cfg.input_size, stats.shape[labeled] if labeled.any() else stats.shape)
 
 
 def _start(loaded: Loaded) -> None:

@@ -44,11 +44,15 @@ def pick_images(ids: list[str], n: int, seed: int = 0) -> list[str]:
     return [ids[i] for i in sorted(rng.choice(len(ids), size=min(int(n), len(ids)), replace=False))]
 
 
-def preview(compose: A.Compose, pairs: list[Pair], draws: int = 4, seed: int | None = 0) -> list[list[Pair]]:
+def preview(compose: A.Compose, pairs: list[Pair], draws: int = 4, seed: int | None = 0,
+            prepare=None) -> list[list[Pair]]:
     """``draws`` augmented copies of every pair, in a fixed order: the same seed gives the same pixels.
 
     Args:
         pairs: uint8 images (H, W) or (H, W, 3) with uint8 (H, W) masks (or None).
+        prepare: the training input policy, ``(image, mask) -> (image, mask)`` (a random crop, a
+            resize: ``seglib.train.inputs``), applied before the pipeline in every draw, as in
+            training; pairs without a mask are then not prepared.
     Returns:
         rows[i][k] = (image, mask) of draw k of pair i; mask None where the pair had none.
     Raises:
@@ -59,8 +63,9 @@ def preview(compose: A.Compose, pairs: list[Pair], draws: int = 4, seed: int | N
     for image, mask in pairs:
         row = []
         for _ in range(draws):
+            im, m = prepare(image, mask) if prepare is not None and mask is not None else (image, mask)
             try:
-                row.append(_apply(compose, image, mask))
+                row.append(_apply(compose, im, m))
             except Exception as e:
                 raise PipelineError(f"{_culprit(compose, image, mask)}: {str(e).splitlines()[0]}") from None
         rows.append(row)

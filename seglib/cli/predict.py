@@ -1,6 +1,8 @@
 """Inference commands: ``seglib evaluate`` scores runs and their ensemble on a dataset, ``seglib
 predict`` writes their masks. Both run the Compare page's library (seglib.predict): batched,
-optional flips (--tta), ensembles, cached on disk by weights and dataset content.
+optional flips (--tta), ensembles, cached on disk by weights and dataset content. Every image is
+predicted at its own size: by overlapping windows of the run's training crop (``--tile S`` sets
+the window, ``--tile 0`` whole images), resized as the run trained, or whole.
 
 A checkpoint that cannot be used (missing or truncated weights, other classes or channels) is
 reported on one line and left out; the others still run. Nothing usable: exit status 1.
@@ -28,7 +30,11 @@ def _common_args(p, splits: tuple[str, ...], default_split: str, split_help: str
     p.add_argument("--tta", action="store_true", help="test-time augmentation: average over the four flips")
     p.add_argument("--which", choices=("best", "last"), default="best", help="which weights of each run (default best)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default auto)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=16, help="images per batch, and windows per batch when tiled")
+    p.add_argument("--tile", type=int, metavar="S",
+                   help="predict by overlapping windows of S pixels, blended smoothly (default: the run's "
+                        "training crop; a run trained on whole or resized images predicts them so); "
+                        "0: whole images")
     p.add_argument("--no-cache", action="store_true", help="predict again even if cached")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -58,6 +64,8 @@ def _setup(args, default_ensemble: str | None = None):
     """(dataset, layout, members, ensembles, ids) for the flags, warnings for unusable runs."""
     from ..predict import Ensemble, dataset_layout, open_members, shared_val_ids
 
+    if args.tile is not None and args.tile != 0 and args.tile < 32:
+        raise CliError(f"--tile {args.tile}: a window of at least 32 pixels (0: whole images)")
     ds = open_or_fail(args.data)
     layout = dataset_layout(ds)
     members, problems = open_members(args.checkpoint, layout, args.which, source=args.data)
@@ -114,7 +122,7 @@ def _run(args, ds, layout, members, ensembles, ids, label: str, crossfit: bool):
     try:
         pred = predict(ds, members, ensembles, ids, tta=args.tta, device=args.device, batch_size=args.batch_size,
                        progress=None if args.quiet else progress_bar(label), use_cache=not args.no_cache,
-                       layout=layout, crossfit=crossfit,
+                       layout=layout, crossfit=crossfit, tile=args.tile,
                        fit_progress=None if args.quiet else progress_bar("fitting ensemble weights"))
     except ValueError as e:  # an ensemble with nothing to fit its weights on
         raise CliError(str(e)) from None
@@ -149,6 +157,7 @@ def _ensemble_doc(pred) -> dict | None:
 
 def cmd_evaluate(args) -> int:
     from ..predict import Comparison
+    from ..predict.run import member_plans
 
     ds, layout, members, ensembles, ids = _setup(args)
     if args.split == "test":
@@ -158,9 +167,11 @@ def cmd_evaluate(args) -> int:
     if not ids:
         raise CliError(f"{args.data}: no labeled images to score")
     cmp = Comparison(_run(args, ds, layout, members, ensembles, ids, "evaluate", crossfit=True))
+    plans = member_plans(members, args.tile)
     doc = {"models": {name: _clean(cmp.scores(name)) for name in cmp.names},
            "split": args.split, "n_images": len(cmp.labeled_ids), "tta": args.tta,
-           "runs": {m.name: {"run": str(m.run_dir), "weights": str(m.weights), "model": m.spec.label} for m in members},
+           "runs": {m.name: {"run": str(m.run_dir), "weights": str(m.weights), "model": m.spec.label,
+                             "inference": plans[m.name].to_dict()} for m in members},
            "ensemble": _ensemble_doc(cmp.pred)}
     if args.json:
         print_json(doc)
@@ -170,6 +181,9 @@ def cmd_evaluate(args) -> int:
     for name, s in doc["models"].items():
         vals = [s[k] for k in ("miou", "miou_no_bg", "pixel_accuracy", "mean_pixel_accuracy", "dice")]
         print(f"{name:<{width}}  " + " ".join("  -   " if v is None else f"{v:.4f}" for v in vals))
+    for name, plan in plans.items():
+        if plan.mode != "full":
+            print(f"{name}: {plan.why}")
     if doc["ensemble"]:
         e = doc["ensemble"]
         fitted = " (fitted on validation images)" if e["fitted"] else ""
@@ -183,6 +197,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from ..predict import write_masks
+    from ..predict.run import member_plans
 
     ds, layout, members, ensembles, ids = _setup(args, default_ensemble="mean")
     ids = ds.ids if ids is None else ids
@@ -199,7 +214,9 @@ def cmd_predict(args) -> int:
                                                ds.class_map, colour=args.colour)["out"] for m in members}
     except (OSError, ValueError) as e:
         raise CliError(f"{args.out}: {e}") from None
+    plans = member_plans(members, args.tile)
     doc.update(column=final, ensemble=_ensemble_doc(pred), n_images=len(written),
+               inference={name: plan.to_dict() for name, plan in plans.items()},
                skipped=[{"image_id": i, "why": w} for i, w in pred.skipped])
     if args.json:
         print_json(doc)

@@ -41,6 +41,14 @@ def _train_args(p):
     p.add_argument("--sampler", help=f"uniform | oversample | presence (default {d['sampler']})")
     p.add_argument("--sampler-classes", help="class ids to oversample, e.g. 4 or 3,4 (default: the rarest)")
     p.add_argument("--sampler-factor", type=float)
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--crop", type=int, metavar="S", help="train on random S x S crops (S a multiple of 32); "
+                      "validation on whole images by tiles. Default: chosen from the image sizes (auto)")
+    size.add_argument("--resize", type=int, metavar="S", help="train on images whose longer side is resized to S; "
+                      "predictions are resized back for scoring")
+    size.add_argument("--full", action="store_true", default=None, help="train on whole images (small ones)")
+    p.add_argument("--rare-crop-share", type=float, help="share of crops centred on a pixel of the rarest class "
+                                                         "(default 1/3)")
     p.add_argument("--optimizer", help=f"adamw | adam | sgd (default {d['optimizer']})")
     p.add_argument("--scheduler", help=f"plateau | cosine | onecycle | none (default {d['scheduler']})")
     p.add_argument("--monitor", help=f"miou | miou_no_bg | dice | pixel_accuracy | val_loss (default {d['monitor']})")
@@ -81,6 +89,14 @@ def config_from_args(args):
             except ValueError:
                 raise CliError(f"--class-weights {weights!r}: use none, inverse, median or numbers") from None
             given["class_weights"] = "manual"
+    if args.crop is not None:
+        given.update(input_mode="crop", input_size=args.crop)
+    elif args.resize is not None:
+        given.update(input_mode="resize", input_size=args.resize)
+    elif args.full:
+        given["input_mode"] = "full"
+    if args.rare_crop_share is not None:
+        given["rare_crop_share"] = args.rare_crop_share
     if args.sampler_classes:
         try:
             given["sampler_classes"] = [int(v) for v in args.sampler_classes.split(",")]

@@ -1,8 +1,16 @@
 """Class maps: the id, name, colour and ignore flag of every class of a dataset.
 
-A dataset may ship ``classes.json`` at its root, a list of
-``{"id": 0, "name": "soil", "color": "#8B4513", "ignore": false}``.
-Without it, names and colours are made up from the ids that the masks use.
+A dataset may ship a class file at its root (:func:`find_class_file` says which), in one of
+two formats:
+
+- seglib's list: ``[{"id": 0, "name": "soil", "color": "#8B4513", "ignore": false}, ...]``;
+- Supervisely's (``classes.json`` of many public sets, or a Supervisely project's ``meta.json``):
+  ``{"classes": [{"title": "Building", "shape": "bitmap", "color": "#3C1098"}, ...]}``.
+  Ids follow the file order (0, 1, ...): Supervisely's own ``id`` fields are server ids, not
+  class indices, so an ``id`` is used only when every entry has one, all distinct, in 0..254.
+  ``name`` may stand for ``title``; an ``ignore`` key is honoured as in the list format.
+
+Without a class file, names and colours are made up from the ids that the masks use.
 """
 from __future__ import annotations
 
@@ -88,22 +96,61 @@ class ClassMap:
             seen.add(cid)
             color = item.get("color") or default_color(cid)
             try:
+                if not isinstance(color, str):
+                    raise ValueError(f"not a #RRGGBB colour: {color!r}")
                 hex_to_rgb(color)
             except ValueError as e:
                 raise ValueError(f"{source}: entry {n} (id {cid}): {e}") from None
-            classes.append(ClassInfo(cid, str(item.get("name", f"class_{cid}")), color.upper(),
+            classes.append(ClassInfo(cid, str(item.get("name", f"class_{cid}")), rgb_to_hex(hex_to_rgb(color)),
                                      bool(item.get("ignore", False))))
         classes.sort(key=lambda c: c.id)
         return cls(classes, inferred=False)
 
     @classmethod
+    def from_supervisely(cls, doc: dict, source: str = "classes.json") -> ClassMap:
+        """Build from ``{"classes": [{"title", "color", ...}]}`` (Supervisely's class list or
+        project ``meta.json``). Raises ValueError naming ``source`` and the fault."""
+        items = doc.get("classes") if isinstance(doc, dict) else None
+        if not isinstance(items, list) or not items:
+            raise ValueError(f"{source}: expected {{\"classes\": [...]}} with at least one class")
+        for n, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise ValueError(f"{source}: classes[{n}] is not an object")
+            if not isinstance(item.get("title", item.get("name")), str):
+                raise ValueError(f"{source}: classes[{n}] has no 'title'")
+        given = [item.get("id") for item in items]
+        use_ids = (all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < UNKNOWN_INDEX for i in given)
+                   and len(set(given)) == len(given))
+        if not use_ids and len(items) > UNKNOWN_INDEX:
+            raise ValueError(f"{source}: {len(items)} classes; at most {UNKNOWN_INDEX} are supported")
+        names = {}
+        listed = []
+        for n, item in enumerate(items):
+            name = str(item.get("title", item.get("name")))
+            if name in names:
+                raise ValueError(f"{source}: class '{name}' appears twice (classes[{names[name]}] and classes[{n}])")
+            names[name] = n
+            entry = {"id": item["id"] if use_ids else n, "name": name, "ignore": bool(item.get("ignore", False))}
+            if item.get("color"):
+                entry["color"] = item["color"]
+            listed.append(entry)
+        return cls.from_list(listed, source=source)
+
+    @classmethod
+    def from_json(cls, doc, source: str = "classes.json") -> ClassMap:
+        """Either format: a list (seglib's) or an object with ``classes`` (Supervisely's)."""
+        if isinstance(doc, dict):
+            return cls.from_supervisely(doc, source)
+        return cls.from_list(doc, source)
+
+    @classmethod
     def load(cls, path: str | Path) -> ClassMap:
         path = Path(path)
         try:
-            items = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
+            doc = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"{path}: cannot read class map: {e}") from None
-        return cls.from_list(items, source=str(path))
+        return cls.from_json(doc, source=str(path))
 
     def to_list(self) -> list[dict]:
         return [asdict(c) for c in self.classes]
@@ -164,3 +211,24 @@ class ClassMap:
             return self
         extra = [ClassInfo(i, f"class_{i}", default_color(i)) for i in missing]
         return ClassMap(sorted(self.classes + extra, key=lambda c: c.id), self.inferred)
+
+
+# Class files looked for at a folder dataset's root, in this order.
+CLASS_FILE_NAMES = ("classes.json", "meta.json")
+
+
+def find_class_file(root: str | Path) -> Path | None:
+    """The class file of a folder dataset: ``classes.json``, else a Supervisely ``meta.json``
+    (only when it holds ``classes``: a ``meta.json`` of another tool is not a class file)."""
+    root = Path(root)
+    if (root / "classes.json").is_file():
+        return root / "classes.json"
+    meta = root / "meta.json"
+    if meta.is_file():
+        try:
+            doc = json.loads(meta.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        if isinstance(doc, dict) and "classes" in doc:
+            return meta
+    return None

@@ -42,6 +42,7 @@ class SegDataset(abc.ABC):
         self._ids: list[str] = []
         self._labeled: dict[str, bool] = {}
         self._decoder: MaskDecoder | None = None
+        self.class_map_file: str | None = None  # the class file in use, named by problems about it
 
     # --- what is in it ------------------------------------------------------------------
     @property
@@ -110,26 +111,30 @@ class SegDataset(abc.ABC):
     def raw_mask(self, image_id: str) -> tuple[np.ndarray, str]:
         """Mask pixels as stored and the PIL-like mode ("L", "P" or "RGB")."""
 
+    def raw_mask_palette(self, image_id: str) -> tuple[np.ndarray, str, list | None]:
+        """Like :meth:`raw_mask`, with the palette of a palette PNG (None otherwise), so that a
+        colour-coded dataset can read it by its colours."""
+        raw, mode = self.raw_mask(image_id)
+        return raw, mode, None
+
     def mask(self, image_id: str) -> np.ndarray | None:
         """uint8 (H, W) class indices, unknown pixels = UNKNOWN_INDEX; None if unlabeled."""
         if not self._labeled[image_id]:
             return None
-        raw, mode = self.raw_mask(image_id)
-        return self.decoder.decode(raw, mode)[0]
+        raw, mode, palette = self.raw_mask_palette(image_id)
+        return self.decoder.decode(raw, mode, palette)[0]
 
-    def load_pair(self, image_id: str) -> tuple[np.ndarray, np.ndarray | None, list[Problem]]:
-        """Image, decoded mask and the problems found in them; an excluded pair returns
-        (None, None, problems). Never raises for a bad file."""
-        problems: list[Problem] = []
+    def _read_pair(self, image_id: str):
+        """(image, (raw mask, mode, palette) or None, problems); image None when the pair is left out."""
         try:
             img = self.image(image_id)
         except ReadError as e:
             why = str(e).split(": ", 1)[-1]
             return None, None, [Problem(self.file_of(image_id), why, "unreadable_image", image_id)]
         if not self._labeled[image_id]:
-            return img, None, problems
+            return img, None, []
         try:
-            raw, mode = self.raw_mask(image_id)
+            raw, mode, palette = self.raw_mask_palette(image_id)
         except ReadError as e:
             why = str(e).split(": ", 1)[-1]
             return None, None, [Problem(self.file_of(image_id, "mask"), why, "unreadable_mask", image_id)]
@@ -137,11 +142,34 @@ class SegDataset(abc.ABC):
             return None, None, [Problem(self.file_of(image_id, "mask"),
                                         f"mask is {raw.shape[1]}x{raw.shape[0]} but its image is "
                                         f"{img.shape[1]}x{img.shape[0]} (WxH)", "mask_size", image_id)]
-        mask, unknown = self.decoder.decode(raw, mode)
+        return img, (raw, mode, palette), []
+
+    def _unknown_problem(self, image_id: str, unknown: dict) -> Problem:
+        return Problem(self.file_of(image_id, "mask"), describe_unknown(unknown, self.encoding),
+                       "unknown_class", image_id, excluded=False, severity="warning")
+
+    def load_pair(self, image_id: str) -> tuple[np.ndarray, np.ndarray | None, list[Problem]]:
+        """Image, decoded mask and the problems found in them; an excluded pair returns
+        (None, None, problems). Never raises for a bad file."""
+        img, raw, problems = self._read_pair(image_id)
+        if raw is None:
+            return img, None, problems
+        mask, unknown = self.decoder.decode(*raw)
         if unknown:
-            problems.append(Problem(self.file_of(image_id, "mask"), describe_unknown(unknown, self.encoding),
-                                    "unknown_class", image_id, excluded=False, severity="warning"))
+            problems.append(self._unknown_problem(image_id, unknown))
         return img, mask, problems
+
+    def load_counts(self, image_id: str) -> tuple[np.ndarray | None, np.ndarray | None, dict, list[Problem]]:
+        """What the statistics pass needs: image, pixels per class id ((256,) int64, column
+        UNKNOWN_INDEX = unknown; None when unlabeled), the unknown values or colours with their
+        pixel counts, and the problems. Same numbers as :meth:`load_pair` without decoding the mask."""
+        img, raw, problems = self._read_pair(image_id)
+        if raw is None:
+            return img, None, {}, problems
+        counts, unknown = self.decoder.count(*raw)
+        if unknown:
+            problems.append(self._unknown_problem(image_id, unknown))
+        return img, counts, unknown, problems
 
     # --- bookkeeping --------------------------------------------------------------------
     def record_problems(self, problems: list[Problem]) -> None:
@@ -156,6 +184,10 @@ class SegDataset(abc.ABC):
     def set_class_map(self, class_map: ClassMap) -> None:
         self.class_map = class_map
         self._decoder = None
+
+    def remember_classes(self) -> None:
+        """Keep the encoding and class map for the next open (folders cache them; others need not)."""
+        return None
 
     @abc.abstractmethod
     def fingerprint(self) -> str:

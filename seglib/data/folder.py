@@ -8,6 +8,18 @@ Recognised layouts (at any depth, several side by side):
 Image and mask are matched by relative path and file stem; extensions may differ, and a mask
 stem may carry a suffix such as ``_mask`` or CamVid's ``_L``. Images without a mask form the
 unlabeled split. A folder with no recognised layout is a flat folder of unlabeled images.
+
+How masks are read (the encoding, from up to 16 masks spread over the dataset):
+  - any true-colour mask: the dataset is colour-coded (``"rgb"``) and *every* mask is read by
+    its colours: a palette PNG by the colour of each index (a folder may mix palette and RGB
+    masks), a grey one by its grey (v, v, v);
+  - only palette PNGs: read by index (``"palette"``, e.g. VOC: the palette just colours the
+    class ids), unless the palette is not one fixed colouring of ids: two masks give one index
+    different colours, or the class file's colours are the palette's colours under other ids;
+    then by colour (``"rgb"``);
+  - single-channel masks: class indices (``"index"``), or ``"binary"`` for {0, 255}.
+The encoding and the inferred class map are cached under the dataset's fingerprint, so a
+second open reads no pixel.
 """
 from __future__ import annotations
 
@@ -18,10 +30,22 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .classmap import ClassInfo, ClassMap, rgb_to_hex
+from .. import cache
+from .classmap import CLASS_FILE_NAMES, UNKNOWN_INDEX, ClassInfo, ClassMap, find_class_file
 from .dataset import CLASS_MAP_FILE, SegDataset, digest, file_state
-from .io import IMAGE_EXTENSIONS, ReadError, read_image, read_mask_file
+from .io import (
+    IMAGE_EXTENSIONS,
+    ReadError,
+    count_keys,
+    key_to_hex,
+    pack_rgb,
+    palette_colours,
+    read_image,
+    read_mask_file,
+)
 from .report import Report
+
+CLASSES_CACHE_VERSION = 1
 
 IMAGE_DIR_NAMES = {"images", "image", "imgs", "img", "jpegimages", "inputs", "input", "rgb", "frames"}
 MASK_DIR_NAMES = {"masks", "mask", "labels", "label", "annotations", "annotation", "annot", "gt",
@@ -225,7 +249,7 @@ class FolderDataset(SegDataset):
             self.samples[s.image_id] = s
         self._ids = list(self.samples)
         self._labeled = {i: s.labeled for i, s in self.samples.items()}
-        self.class_map_path = class_map_path or root / CLASS_MAP_FILE
+        self.class_map_path = class_map_path or find_class_file(root) or root / CLASS_MAP_FILE
         self._init_classes()
 
     def file_of(self, image_id: str, what: str = "image") -> str:
@@ -236,11 +260,18 @@ class FolderDataset(SegDataset):
         return read_image(self.samples[image_id].image_path)
 
     def raw_mask(self, image_id: str) -> tuple[np.ndarray, str]:
-        raw, mode, _ = read_mask_file(self.samples[image_id].mask_path)
+        raw, mode, palette = read_mask_file(self.samples[image_id].mask_path)
+        if mode == "P" and self.encoding == "rgb":
+            return palette_colours(palette)[raw], "RGB"  # a colour-coded dataset reads it by colour
         return raw, mode
 
+    def raw_mask_palette(self, image_id: str) -> tuple[np.ndarray, str, list | None]:
+        return read_mask_file(self.samples[image_id].mask_path)
+
     def fingerprint(self) -> str:
+        root = self.source
         parts = [self.kind, file_state(self.class_map_path)]
+        parts += [file_state(root / n) for n in CLASS_FILE_NAMES if root / n != self.class_map_path]
         for s in self.samples.values():
             parts.append(file_state(s.image_path))
             if s.mask_path:
@@ -248,10 +279,13 @@ class FolderDataset(SegDataset):
         return digest(parts)
 
     def _sample_masks(self, k: int = 16) -> list[tuple[np.ndarray, str, list | None]]:
+        """Up to ``k`` masks spread over the dataset; an eighth of a small one (at least 4): the
+        statistics pass reads every mask anyway, and learns the values and colours not sampled."""
         labeled = self.labeled_ids
         if not labeled:
             return []
-        idx = np.unique(np.linspace(0, len(labeled) - 1, min(k, len(labeled))).round().astype(int))
+        k = min(k, len(labeled), max(4, -(-len(labeled) // 8)))
+        idx = np.unique(np.linspace(0, len(labeled) - 1, k).round().astype(int))
         out = []
         for i in idx:
             try:
@@ -260,55 +294,132 @@ class FolderDataset(SegDataset):
                 continue  # reported by the full pass
         return out
 
+    def _load_class_file(self) -> ClassMap | None:
+        if not self.class_map_path.exists():
+            return None
+        try:
+            given = ClassMap.load(self.class_map_path)
+        except ValueError as e:
+            self.report.add(self.class_map_path, f"{str(e).split(': ', 1)[-1]}; names and colours made up instead",
+                            "bad_class_map", excluded=False)
+            return None
+        self.class_map_file = str(self.class_map_path)
+        return given
+
+    def _classes_key(self) -> str:
+        return f"{self.fingerprint()}-v{CLASSES_CACHE_VERSION}"
+
     def _init_classes(self) -> None:
-        """Recognise the mask encoding from a sample and set up the class map."""
-        given = None
-        if self.class_map_path.exists():
-            try:
-                given = ClassMap.load(self.class_map_path)
-            except ValueError as e:
-                self.report.add(self.class_map_path, f"{str(e).split(': ', 1)[-1]}; names and colours made up instead",
-                                "bad_class_map", excluded=False)
-        sample = self._sample_masks()
-        modes = {m for _, m, _ in sample}
-        if "RGB" in modes:
-            self.encoding = "rgb"
-        elif "P" in modes:
-            self.encoding = "palette"
-        else:
-            values = set()
-            for raw, _, _ in sample:
-                values.update(np.unique(raw).tolist())
-            is_binary = values <= {0, 255} and 255 in values
-            if is_binary and (given is None or max(given.ids) <= 1):
-                self.encoding = "binary"
-        if given is not None:
-            self.set_class_map(given)
+        """Recognise the mask encoding from a sample and set up the class map (both cached)."""
+        given = self._load_class_file()
+        key = self._classes_key()
+        hit = _load_quietly(key)
+        if hit is not None and (given is not None or hit["class_map"]):
+            self.encoding = hit["encoding"]
+            self.set_class_map(given if given is not None else ClassMap.from_list(hit["class_map"]))
+            self.class_map.inferred = given is None
             return
-        self.set_class_map(_infer_class_map(sample, self.encoding))
+        # Each mask with its distinct values (RGB ones: None), found once for both uses below.
+        sample = [(raw, mode, pal, None if mode == "RGB" else _present(raw)) for raw, mode, pal in self._sample_masks()]
+        self.encoding = _recognise_encoding(sample, given)
+        self.set_class_map(given if given is not None else _infer_class_map(sample, self.encoding))
+        self.remember_classes(key)
+
+    def remember_classes(self, key: str | None = None) -> None:
+        """Cache the encoding and the class map (when inferred) under the dataset's fingerprint;
+        the statistics pass calls it again once it has met every mask's values or colours."""
+        doc = {"encoding": self.encoding, "class_map": self.class_map.to_list() if self.class_map.inferred else []}
+        try:
+            cache.save("classes", key or self._classes_key(), {}, meta=doc)
+        except OSError:
+            pass  # a read-only cache costs the next open a sample of masks, nothing else
+
+
+def _load_quietly(key: str) -> dict | None:
+    try:
+        hit = cache.load("classes", key)
+    except OSError:
+        return None
+    return hit["meta"] if hit is not None and "meta" in hit else None
+
+
+def _present(raw: np.ndarray) -> np.ndarray:
+    """The distinct values of a single-channel mask (bincount for uint8: no sort)."""
+    if raw.dtype == np.uint8:
+        return np.flatnonzero(np.bincount(raw.ravel(), minlength=256))
+    return np.unique(raw)
+
+
+def _recognise_encoding(sample, given: ClassMap | None) -> str:
+    modes = {m for _, m, _, _ in sample}
+    if "RGB" in modes:
+        return "rgb"
+    if "P" in modes:
+        return "rgb" if _palettes_read_by_colour(sample, given) else "palette"
+    values: set[int] = set()
+    for _, _, _, present in sample:
+        values.update(present.tolist())
+    is_binary = values <= {0, 255} and 255 in values
+    if is_binary and (given is None or max(given.ids) <= 1):
+        return "binary"
+    return "index"
+
+
+def _palettes_read_by_colour(sample, given: ClassMap | None) -> bool:
+    """Whether palette PNGs are colour pictures rather than class ids: two masks give one used
+    index different colours, or every used colour is a class file colour but under another id."""
+    colour_of: dict[int, tuple] = {}
+    for _, mode, pal, present in sample:
+        if mode != "P":
+            continue
+        colours = palette_colours(pal)
+        for v in present.tolist():
+            c = tuple(int(x) for x in colours[v])
+            if colour_of.setdefault(v, c) != c:
+                return True
+    if given is not None and colour_of:
+        id_of = {c.rgb: c.id for c in given}
+        ids = {v: id_of.get(c) for v, c in colour_of.items()}
+        if all(i is not None for i in ids.values()) and any(i != v for v, i in ids.items()):
+            return True
+    return False
+
+
+def colour_counts(sample) -> dict[int, int]:
+    """{colour key 0xRRGGBB: pixels} over masks ``(raw, mode, palette, ...)`` read by colour
+    (RGB, palette and grey ones), from packed keys: no ``np.unique(axis=0)`` over pixel rows."""
+    counts: dict[int, int] = {}
+    for raw, mode, pal, *_ in sample:
+        if mode == "RGB":
+            keys, n = count_keys(pack_rgb(raw))
+        elif raw.dtype == np.uint8:
+            colours = palette_colours(pal) if mode == "P" else np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, 1)
+            hits = np.bincount(raw.ravel(), minlength=256)
+            used = np.flatnonzero(hits)
+            keys, n = pack_rgb(colours[used]), hits[used]
+        else:
+            continue  # 16-bit values are not colours
+        for k, c in zip(keys.tolist(), n.tolist(), strict=True):
+            counts[k] = counts.get(k, 0) + int(c)
+    return counts
 
 
 def _infer_class_map(sample, encoding: str) -> ClassMap:
     if encoding == "binary":
         return ClassMap.default([0, 1], {0: "background", 1: "foreground"})
     if encoding == "rgb":
-        counts: dict[tuple, int] = {}
-        for raw, mode, _ in sample:
-            if mode != "RGB":
-                continue
-            cols, n = np.unique(raw.reshape(-1, 3), axis=0, return_counts=True)
-            for c, k in zip(map(tuple, cols), n, strict=True):
-                counts[c] = counts.get(c, 0) + int(k)
+        counts = colour_counts(sample)
         # Black first (usually background), then by frequency: stable, readable ids.
-        order = sorted(counts, key=lambda c: (c != (0, 0, 0), -counts[c], c))
-        return ClassMap([ClassInfo(i, f"class_{i}", rgb_to_hex(c)) for i, c in enumerate(order[:254])], True)
+        order = sorted(counts, key=lambda k: (k != 0, -counts[k], k))
+        return ClassMap([ClassInfo(i, f"class_{i}", key_to_hex(k)) for i, k in enumerate(order[:UNKNOWN_INDEX])],
+                        True)
     ids: set[int] = set()
     palette = None
-    for raw, _mode, pal in sample:
-        ids.update(int(v) for v in np.unique(raw) if 0 <= v < 255)
+    for _, _, pal, present in sample:
+        ids.update(int(v) for v in present if 0 <= v < UNKNOWN_INDEX)
         palette = palette or pal
     cm = ClassMap.default(ids or [0])
     if palette:
-        cm = ClassMap([ClassInfo(c.id, c.name, rgb_to_hex(palette[c.id]) if c.id < len(palette) else c.color)
-                       for c in cm], True)
+        colours = palette_colours(palette)
+        cm = ClassMap([ClassInfo(c.id, c.name, key_to_hex(pack_rgb(colours[c.id]))) for c in cm], True)
     return cm

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -96,9 +97,18 @@ def image_to_array(im: Image.Image) -> np.ndarray:
         im = im.convert("RGB")
     a = np.asarray(im)
     # RGB files that only hold grey are grey: keep one channel, it is 3x cheaper downstream.
-    if a[..., 0].tobytes() == a[..., 1].tobytes() == a[..., 2].tobytes():
+    if is_grey(a):
         return np.ascontiguousarray(a[..., 0])
     return a
+
+
+def is_grey(a: np.ndarray) -> bool:
+    """Whether an (H, W, 3) array has three equal channels. A colour image almost always shows
+    it in a sparse sample, so the full comparison runs only on images that look grey."""
+    sample = a[::17, ::13]
+    if not (np.array_equal(sample[..., 0], sample[..., 1]) and np.array_equal(sample[..., 0], sample[..., 2])):
+        return False
+    return np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 0], a[..., 2])
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -115,8 +125,8 @@ def read_mask_file(path: str | Path) -> tuple[np.ndarray, str, list | None]:
         palette = [tuple(pal[i : i + 3]) for i in range(0, len(pal), 3)]
         return np.asarray(im), "P", palette
     if im.mode in ("RGB", "RGBA", "CMYK", "YCbCr"):
-        a = np.asarray(im.convert("RGB"))
-        if a[..., 0].tobytes() == a[..., 1].tobytes() == a[..., 2].tobytes():
+        a = np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
+        if is_grey(a):
             return np.ascontiguousarray(a[..., 0]), "L", None
         return a, "RGB", None
     if im.mode in ("1", "LA"):
@@ -129,21 +139,71 @@ def read_mask_file(path: str | Path) -> tuple[np.ndarray, str, list | None]:
 
 _BINARY_KNOWN = np.zeros(256, bool)
 _BINARY_KNOWN[:2] = True
+# Value v of a single-channel mask read as the colour (v, v, v) (grey masks of a colour-coded dataset).
+_GREY_COLOURS = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+_LUT_ABOVE = 4096  # pixels: above this a colour lookup goes through the 16 MB table, below a binary search
 
 
-def _pack_rgb(a: np.ndarray) -> np.ndarray:
-    a = a.astype(np.int32, copy=False)
-    return (a[..., 0] << 16) | (a[..., 1] << 8) | a[..., 2]
+def pack_rgb(a: np.ndarray) -> np.ndarray:
+    """(..., 3) uint8 colours -> (...) uint32 keys 0xRRGGBB: one number per pixel is cheap to
+    count (bincount, np.unique) and to look up, where rows of three (np.unique(axis=0)) are not."""
+    k = a[..., 0].astype(np.uint32)
+    k <<= 8
+    k |= a[..., 1]
+    k <<= 8
+    k |= a[..., 2]
+    return k
+
+
+def key_to_hex(key) -> str:
+    k = int(key)
+    return rgb_to_hex(((k >> 16) & 255, (k >> 8) & 255, k & 255))
+
+
+def count_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of ``keys`` (sorted) and their counts. Masks are piecewise constant: runs
+    are found first and only their first values are sorted, far cheaper than sorting every pixel."""
+    flat = keys.ravel()
+    if not flat.size:
+        return flat[:0], np.zeros(0, np.int64)
+    runs = _runs(flat, most=1.0)
+    if runs is None or len(runs[0]) > flat.size // 2:
+        return np.unique(flat, return_counts=True)
+    starts, lengths = runs
+    vals, inv = np.unique(flat[starts], return_inverse=True)
+    return vals, np.bincount(inv.ravel(), weights=lengths, minlength=len(vals)).astype(np.int64)
+
+
+def _runs(flat: np.ndarray, most: float = 1 / 16) -> tuple[np.ndarray, np.ndarray] | None:
+    """(start, length) of each run of equal values, or None when there are more than ``most``
+    of the values' count (noise-like data, where sorting every value is cheaper)."""
+    change = flat[1:] != flat[:-1]
+    n_runs = int(np.count_nonzero(change)) + 1
+    if n_runs > max(1, most * flat.size):
+        return None
+    starts = np.concatenate(([0], np.flatnonzero(change) + 1))
+    return starts, np.diff(np.append(starts, flat.size))
+
+
+def palette_colours(palette) -> np.ndarray:
+    """A PIL palette (list of RGB) as a (256, 3) uint8 table; missing entries are black."""
+    table = np.zeros((256, 3), np.uint8)
+    if palette:
+        pal = np.asarray(palette[:256], np.uint8).reshape(-1, 3)
+        table[: len(pal)] = pal
+    return table
 
 
 class MaskDecoder:
-    """Turns raw mask pixels into uint8 class indices.
+    """Turns raw mask pixels into uint8 class indices, or counts them per class.
 
     ``encoding`` is one of ``"index"`` (pixel value = class id), ``"binary"`` ({0,255} ->
     {0,1}), ``"palette"`` (palette PNG: index = class id) or ``"rgb"`` (colour -> id through
-    the class map). Values or colours that the class map does not know become
-    ``UNKNOWN_INDEX`` and are counted, never silently mapped. When the class map was inferred
-    (no classes.json), any index 0..254 is accepted: the class map grows to hold it.
+    the class map). In a colour-coded (``"rgb"``) dataset every mask is read by its colours:
+    a palette PNG (given its palette) by the colour of each index, a single-channel mask by the
+    grey (v, v, v). Values or colours that the class map does not know become ``UNKNOWN_INDEX``
+    and are counted, never silently mapped. When the class map was inferred (no class file),
+    any index 0..254 is accepted: the class map grows to hold it.
     """
 
     def __init__(self, class_map: ClassMap, encoding: str = "index"):
@@ -155,18 +215,58 @@ class MaskDecoder:
         else:
             known[class_map.ids] = True
         self._known = known
-        # Colour keys sorted for a vectorised searchsorted lookup.
-        keys = np.array([_pack_rgb(np.array(c.rgb)) for c in class_map], np.int64)
+        # Colour keys sorted for a binary search; the full table is built on the first large lookup.
+        keys = np.array([int(pack_rgb(np.array(c.rgb, np.uint8))) for c in class_map], np.uint32)
         order = np.argsort(keys)
         self._color_keys = keys[order]
         self._color_ids = np.array(class_map.ids, np.uint8)[order] if len(class_map) else np.zeros(0, np.uint8)
+        self._lut: np.ndarray | None = None
+        self._lut_lock = threading.Lock()
 
-    def decode(self, raw: np.ndarray, mode: str = "L") -> tuple[np.ndarray, dict]:
+    # --- colour lookups --------------------------------------------------------------------
+    def _colour_table(self) -> np.ndarray:
+        """(2**24,) uint8: class id of every colour key, UNKNOWN_INDEX elsewhere (16 MB, built once)."""
+        with self._lut_lock:
+            if self._lut is None:
+                lut = np.full(1 << 24, UNKNOWN_INDEX, np.uint8)
+                lut[self._color_keys] = self._color_ids
+                self._lut = lut
+            return self._lut
+
+    def ids_of_keys(self, keys: np.ndarray) -> np.ndarray:
+        """Class id (uint8) of each colour key; UNKNOWN_INDEX where the class map lacks it."""
+        if keys.size > _LUT_ABOVE:
+            return self._colour_table()[keys]
+        if not len(self._color_keys):
+            return np.full(keys.shape, UNKNOWN_INDEX, np.uint8)
+        pos = np.clip(np.searchsorted(self._color_keys, keys), 0, len(self._color_keys) - 1)
+        return np.where(self._color_keys[pos] == keys, self._color_ids[pos], UNKNOWN_INDEX).astype(np.uint8)
+
+    def _value_colours(self, raw: np.ndarray, mode: str, palette) -> np.ndarray | None:
+        """(256, 3) colour of each raw value when this mask is read by colour, else None."""
+        if self.encoding != "rgb" or raw.dtype != np.uint8:
+            return None
+        if mode == "P" and palette is not None:
+            return palette_colours(palette)
+        if mode == "L":
+            return _GREY_COLOURS
+        return None
+
+    # --- decoding ------------------------------------------------------------------------
+    def decode(self, raw: np.ndarray, mode: str = "L", palette=None) -> tuple[np.ndarray, dict]:
         """Returns (mask uint8 (..., H, W), {unknown value or '#RRGGBB': pixel count}).
 
-        ``raw`` is (H, W) or a batch (B, H, W) of values, or (H, W, 3) colours with mode "RGB"."""
+        ``raw`` is (H, W) or a batch (B, H, W) of values, or (H, W, 3) colours with mode "RGB";
+        ``palette`` is the palette of a mode "P" mask (needed to read it by colour)."""
         if mode == "RGB":
             return self._decode_rgb(raw)
+        colours = self._value_colours(raw, mode, palette)
+        if colours is not None:
+            table = self.ids_of_keys(pack_rgb(colours))
+            mask = table[raw]
+            if not (table == UNKNOWN_INDEX).any() or not (mask == UNKNOWN_INDEX).any():
+                return mask, {}
+            return mask, _unknown_colours(np.bincount(raw.ravel(), minlength=256), table, colours)
         values = raw
         if self.encoding == "binary" and mode != "P":
             values = np.where(raw == 255, 1, raw)  # {0,255} -> {0,1}; {0,1} stays
@@ -187,20 +287,61 @@ class MaskDecoder:
         return mask, {int(v): int(c) for v, c in zip(bad_vals, counts, strict=True)}
 
     def _decode_rgb(self, raw: np.ndarray) -> tuple[np.ndarray, dict]:
-        keys = _pack_rgb(raw[..., :3])
-        if not len(self._color_keys):
-            pos = np.zeros(keys.shape, np.int64)
-            ok = np.zeros(keys.shape, bool)
-        else:
-            pos = np.clip(np.searchsorted(self._color_keys, keys), 0, len(self._color_keys) - 1)
-            ok = self._color_keys[pos] == keys
-        mask = np.where(ok, self._color_ids[pos] if len(self._color_ids) else 0, UNKNOWN_INDEX).astype(np.uint8)
-        if ok.all():
+        keys = pack_rgb(raw)
+        mask = self.ids_of_keys(keys)
+        bad = mask == UNKNOWN_INDEX
+        if not bad.any():
             return mask, {}
-        bad, counts = np.unique(keys[~ok], return_counts=True)
-        unknown = {rgb_to_hex(((int(k) >> 16) & 255, (int(k) >> 8) & 255, int(k) & 255)): int(c)
-                   for k, c in zip(bad, counts, strict=True)}
-        return mask, unknown
+        vals, counts = count_keys(keys[bad])
+        return mask, {key_to_hex(k): int(c) for k, c in zip(vals, counts, strict=True)}
+
+    # --- counting (the statistics pass: no decoded mask is needed) -------------------------
+    def count(self, raw: np.ndarray, mode: str = "L", palette=None) -> tuple[np.ndarray, dict]:
+        """(pixels per class id (256,) int64 with column UNKNOWN_INDEX = unknown, unknown dict as
+        :meth:`decode` gives): the same numbers as ``bincount(decode(...)[0])``, from a bincount
+        of the raw values where that is enough (no per-pixel lookup)."""
+        if mode == "RGB":
+            keys = pack_rgb(raw).ravel()
+            runs = _runs(keys)
+            if runs is not None:  # piecewise constant, as masks are: look up one colour per run
+                starts, lengths = runs
+                vals, inv = np.unique(keys[starts], return_inverse=True)
+                px = np.bincount(inv.ravel(), weights=lengths, minlength=len(vals)).astype(np.int64)
+            else:
+                vals, px = count_keys(keys)
+            ids = self.ids_of_keys(vals)
+            counts = np.rint(np.bincount(ids, weights=px, minlength=256)).astype(np.int64)
+            bad = ids == UNKNOWN_INDEX
+            return counts, {key_to_hex(k): int(c) for k, c in zip(vals[bad], px[bad], strict=True)}
+        if raw.dtype != np.uint8:
+            mask, unknown = self.decode(raw, mode, palette)
+            return np.bincount(mask.ravel(), minlength=256), unknown
+        hits = np.bincount(raw.ravel(), minlength=256)
+        colours = self._value_colours(raw, mode, palette)
+        if colours is not None:
+            table = self.ids_of_keys(pack_rgb(colours))
+            counts = np.rint(np.bincount(table, weights=hits, minlength=256)).astype(np.int64)
+            return counts, (_unknown_colours(hits, table, colours) if counts[UNKNOWN_INDEX] else {})
+        values = np.arange(256)
+        known = self._known
+        if self.encoding == "binary" and mode != "P":
+            values[255] = 1
+            known = _BINARY_KNOWN
+        ok = known[values]
+        target = np.where(ok, values, UNKNOWN_INDEX)
+        counts = np.rint(np.bincount(target, weights=hits, minlength=256)).astype(np.int64)
+        bad = np.flatnonzero(~ok & (hits > 0))
+        return counts, {int(v): int(hits[v]) for v in bad}
+
+
+def _unknown_colours(hits: np.ndarray, table: np.ndarray, colours: np.ndarray) -> dict:
+    """{'#RRGGBB': pixels} of the raw values whose colour the class map lacks (a colour that
+    two palette entries share is counted once, with both entries' pixels)."""
+    out: dict[str, int] = {}
+    for v in np.flatnonzero((table == UNKNOWN_INDEX) & (hits > 0)):
+        c = rgb_to_hex(colours[v])
+        out[c] = out.get(c, 0) + int(hits[v])
+    return out
 
 
 def describe_unknown(unknown: dict, encoding: str) -> str:

@@ -24,6 +24,8 @@ class SegTorchDataset(Dataset):
         ds: the dataset; only labeled pairs are served.
         ids: which image ids (default ``ds.labeled_ids``); unlabeled ids raise ValueError.
         transform: an ``A.Compose`` (or anything called as ``t(image=, mask=)``), or None.
+        prepare: ``(image, mask) -> (image, mask)`` applied before ``transform``: the training
+            input policy (a random crop, a resize; see ``seglib.train.inputs``), or None.
         seed: seeds the pipeline; each DataLoader worker reseeds from torch's per-worker seed,
             so workers draw different augmentations and a seeded DataLoader repeats exactly.
     Shape:
@@ -31,8 +33,10 @@ class SegTorchDataset(Dataset):
         mask: int64 (H, W) class ids; pixels of unknown colour are 255 (use ignore_index=255).
     """
 
-    def __init__(self, ds: SegDataset, ids: Sequence[str] | None = None, transform=None, seed: int | None = None):
+    def __init__(self, ds: SegDataset, ids: Sequence[str] | None = None, transform=None, seed: int | None = None,
+                 prepare=None):
         self.ds = ds
+        self.prepare = prepare
         self.ids = list(ds.labeled_ids if ids is None else ids)
         unlabeled = [i for i in self.ids if i not in ds or not ds.is_labeled(i)]
         if unlabeled:
@@ -59,6 +63,8 @@ class SegTorchDataset(Dataset):
         if image is None or mask is None:
             why = "; ".join(f"{p.file}: {p.problem}" for p in problems) or "no mask"
             raise DatasetError(f"image {image_id!r} cannot be used for training ({why})")
+        if self.prepare is not None:  # crop (or resize) first, then augment: the pipeline sees what trains
+            image, mask = self.prepare(image, mask)
         if self.transform is not None:
             self._reseed_in_worker()
             with quiet(NOT_FOR_GREY, ALREADY_GREY):  # per sample; check_pipeline reports them once

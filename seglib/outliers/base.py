@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 COLUMNS = ["image_id", "detector", "reason", "score", "group"]
+BLOCK = 1024  # hash rows compared per step: keeps the XOR table at BLOCK x N bytes
 DETECTORS: dict[str, Callable] = {}
 
 
@@ -80,3 +81,20 @@ def numbered_groups(labels: np.ndarray, members: np.ndarray, prefix: str) -> dic
     keep = sorted((u for u, c in zip(uniq, counts, strict=True) if c >= 2),
                   key=lambda u: (-counts[uniq == u][0], first[u]))
     return {int(u): f"{prefix}{k + 1}" for k, u in enumerate(keep)}
+
+
+def hash_pairs(h: np.ndarray, max_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs i < j whose uint64 hashes differ in at most ``max_bits`` bits.
+
+    h: (N,) uint64. Returns (a, b, bits) int64, int64, uint8 arrays of equal length.
+    Memory stays at BLOCK x N bytes per step."""
+    a_out, b_out, d_out = [], [], []
+    for s in range(0, len(h), BLOCK):
+        d = np.bitwise_count(h[s : s + BLOCK, None] ^ h[None, s:])  # (B, N - s)
+        i, j = np.nonzero(d <= max_bits)
+        keep = j > i  # j is offset by s like i: the upper triangle of this block
+        a_out.append(i[keep] + s)
+        b_out.append(j[keep] + s)
+        d_out.append(d[i[keep], j[keep]])
+    cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
+    return cat(a_out, np.int64), cat(b_out, np.int64), cat(d_out, np.uint8)

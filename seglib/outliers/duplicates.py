@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .base import detector, flags_frame, groups_from_pairs, numbered_groups
+from .base import detector, flags_frame, groups_from_pairs, hash_pairs, numbered_groups
 from .features import THUMB, Features, features_for
 from .sequences import is_sequence, sequence_label
 
@@ -22,7 +22,6 @@ HASH_BITS = 12      # phash candidates: at most this many of 64 bits differ (re-
 NEAR_CORR = 0.99    # confirmed near copy: alike terrain correlates well below 0.99, a re-exposed copy above
 MIN_NEAR_CORR = 0.9  # the lowest threshold a user may choose: the hash candidates miss pairs much below it
 MIN_THUMB_STD = 2.0  # thumbnails flatter than this carry no picture to compare (blank images match anything)
-BLOCK = 1024        # hash rows compared per step: keeps the XOR table at BLOCK x N bytes
 
 # Scores (0..1, higher = look first); they order the review queue across detectors.
 EXACT_SCORE = 0.9   # a byte-identical copy is certain, but one of the copies is fine: below a blank image's 1.0
@@ -30,23 +29,6 @@ NEAR_SCORE, NEAR_SPAN = 0.7, 0.2  # a near copy is less certain than an exact on
 SHARED_SCORE, SHARED_SPAN = 0.6, 0.37  # one mask on several pictures: 0.6 for two, up to 0.97 ...
 SHARED_FULL = 50    # ... for this many pictures: a mask copied onto many images is a pipeline bug, not chance
 SEQUENCE_SCORE = 0.3  # consecutive frames alike are how video is: worth a look only if copies must not straddle splits
-
-
-def hash_pairs(h: np.ndarray, max_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs i < j whose uint64 hashes differ in at most ``max_bits`` bits.
-
-    h: (N,) uint64. Returns (a, b, bits) int64, int64, uint8 arrays of equal length.
-    Memory stays at BLOCK x N bytes per step."""
-    a_out, b_out, d_out = [], [], []
-    for s in range(0, len(h), BLOCK):
-        d = np.bitwise_count(h[s : s + BLOCK, None] ^ h[None, s:])  # (B, N - s)
-        i, j = np.nonzero(d <= max_bits)
-        keep = j > i  # j is offset by s like i: the upper triangle of this block
-        a_out.append(i[keep] + s)
-        b_out.append(j[keep] + s)
-        d_out.append(d[i[keep], j[keep]])
-    cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
-    return cat(a_out, np.int64), cat(b_out, np.int64), cat(d_out, np.uint8)
 
 
 def _normalised_thumbs(f: Features) -> tuple[np.ndarray, np.ndarray]:

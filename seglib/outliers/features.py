@@ -5,13 +5,22 @@ Reading pixels is the expensive part of detection, so it happens once per datase
 and threads); detectors only do vectorised work on these arrays.
 Images of any size and colour are measured on their grey version; hashes and thumbnails are
 taken on a fixed 32x32 grey thumbnail so that sizes do not matter.
+
+Memory is bounded by design: images stream through a few threads with a bounded decode-ahead,
+each is reduced to its fixed-size measures as soon as it is decoded, and only those are kept
+(about 3 KB an image, whatever its size). A big photo is measured on a reduced copy whose
+shorter side stays >= FEATURE_SIDE (a JPEG is decoded reduced, PIL's draft); its exact-copy hash
+is then taken on the reduced pixels, and confirmed on the full ones, decoded for the few images
+that look alike, so "identical pixels" still means identical full-size pixels.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 
@@ -24,9 +33,15 @@ from ..data.classmap import UNKNOWN_INDEX
 from ..data.dataset import SegDataset
 from ..data.io import to_uint8
 from ..data.npz import NpzDataset
+from ..viz.draw import load_pair_reduced, reduce_factor
+from .base import hash_pairs
 
 THUMB = 32          # thumbnail side: hashes, correlations and the label layout grid use it
-CHUNK = 1024
+CHUNK_PIXELS = 16_000_000  # npz rows measured per vectorised batch: ~16 MB of pixels, 1,950 demo images
+FEATURE_SIDE = 256  # big images are measured on a copy reduced by 2, 4 or 8 whose shorter side stays >= this
+CONFIRM_BITS = 4    # reduced-pixel hashes are confirmed on full pixels for images this close in phash
+PROGRESS_EVERY = 0.1  # seconds between progress calls: smooth for a bar, cheap for 20,000 small images
+WORKERS: int | None = None  # decoding threads (None: twice the CPUs, at most 8); each has 2 images in flight
 Progress = Callable[[int, int], None]
 _GREY = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -101,10 +116,16 @@ def phash_batch(thumbs: np.ndarray) -> np.ndarray:
     return np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64)
 
 
-def _measure_images(imgs: np.ndarray) -> dict:
-    """(B, H, W) or (B, H, W, C) uint8 of one size -> per-image measures (see Features)."""
-    b = len(imgs)
-    g8 = imgs if imgs.ndim == 3 else np.clip(np.rint(imgs[..., :3].astype(np.float32) @ _GREY), 0, 255).astype(np.uint8)
+def grey(img: np.ndarray) -> np.ndarray:
+    """uint8 (H, W) or (H, W, C) -> uint8 (H, W) luma (float32 for one image at a time)."""
+    if img.ndim == 2:
+        return img
+    return np.clip(np.rint(img[..., :3].astype(np.float32) @ _GREY), 0, 255).astype(np.uint8)
+
+
+def _measure_grey(g8: np.ndarray) -> dict:
+    """(B, H, W) uint8 grey images of one size -> per-image measures (see Features), no hash."""
+    b = len(g8)
     thumb = np.stack([cv2.resize(x, (THUMB, THUMB), interpolation=cv2.INTER_AREA) for x in g8])
     g16 = g8.astype(np.int16)  # integer differences: 2x less memory traffic than float32
     grad = np.zeros(b, np.float32)
@@ -113,9 +134,15 @@ def _measure_images(imgs: np.ndarray) -> dict:
             grad += np.abs(np.diff(g16, axis=axis)).mean((1, 2), dtype=np.float32) / 2
     levels = _histograms(g8)
     size = max(g8[0].size, 1)
-    return {"img_hash": np.array([_hash64(x) for x in imgs], np.uint64), "phash": phash_batch(thumb),
-            "thumb": thumb, "grad": grad, "low": levels[:, :3].sum(1) / size, "high": levels[:, 253:].sum(1) / size,
-            "mode_frac": levels.max(1) / size, "mode_value": levels.argmax(1).astype(np.uint8)}
+    return {"phash": phash_batch(thumb), "thumb": thumb, "grad": grad, "low": levels[:, :3].sum(1) / size,
+            "high": levels[:, 253:].sum(1) / size, "mode_frac": levels.max(1) / size,
+            "mode_value": levels.argmax(1).astype(np.uint8)}
+
+
+def _measure_images(imgs: np.ndarray) -> dict:
+    """(B, H, W) or (B, H, W, C) uint8 of one size -> per-image measures (see Features)."""
+    g8 = imgs if imgs.ndim == 3 else np.stack([grey(x) for x in imgs])
+    return {"img_hash": np.array([_hash64(x) for x in imgs], np.uint64), **_measure_grey(g8)}
 
 
 def _pieces_per_mask(labels: np.ndarray, n: int, b: int) -> np.ndarray:
@@ -183,52 +210,122 @@ def _concat(parts: list[tuple[list[str], dict]], ids: list[str]) -> Features:
     return Features(ids=kept, **{f: v[order] for f, v in cols.items()})
 
 
-def _npz_parts(ds: NpzDataset, ids: list[str], progress: Progress | None) -> list[tuple[list[str], dict]]:
-    """Labeled rows of an .npz measured straight from its arrays, CHUNK images at a time."""
+class _Ticker:
+    """Progress calls at most every PROGRESS_EVERY seconds, and always at the end of a pass."""
+
+    def __init__(self, progress: Progress | None, total: int):
+        self.progress, self.total, self.last, self.done = progress, total, 0.0, -1
+
+    def __call__(self, done: int) -> None:
+        now = time.monotonic()
+        if self.progress and done != self.done and (done >= self.total or now - self.last >= PROGRESS_EVERY):
+            self.last, self.done = now, done
+            self.progress(done, self.total)
+
+
+def _npz_parts(ds: NpzDataset, ids: list[str], tick: _Ticker) -> list[tuple[list[str], dict]]:
+    """Labeled rows of an .npz measured straight from its arrays, about CHUNK_PIXELS at a time."""
     arrays = ds.labeled_arrays()
     if arrays is None or arrays[1].dtype != np.uint8:
         return []  # odd mask values: the per-image path decodes them one by one
     images, raw = arrays
     lab_ids = [i for i in ids if ds.is_labeled(i)]
+    chunk = max(1, min(4096, CHUNK_PIXELS // max(1, int(np.prod(images.shape[1:])))))
     parts = []
-    for a in range(0, len(lab_ids), CHUNK):
-        part = lab_ids[a : a + CHUNK]
+    for a in range(0, len(lab_ids), chunk):
+        part = lab_ids[a : a + chunk]
         rows = [next(iter(ds.rows_of(i).values())) for i in part]  # images and masks share a row
         imgs = to_uint8(np.asarray(images[rows]))
         if imgs.ndim == 4:
             imgs = imgs[..., 0] if imgs.shape[-1] == 1 else imgs[..., :3]
         masks = ds.decoder.decode(np.asarray(raw[rows]))[0]  # a (B, H, W) batch of values
         parts.append((part, measure(imgs, masks)))
-        if progress:
-            progress(a + len(part), len(ids))
+        tick(a + len(part))
     return parts
 
 
-def _file_parts(ds: SegDataset, ids: list[str], progress: Progress | None, done: int) -> list:
-    """Images read one by one (threads: decoding releases the GIL), measured in batches of one
-    size so that folders of many sizes and colour modes work."""
-    parts: list[tuple[list[str], dict]] = []
-    buffers: dict[tuple, list] = {}
-
-    def flush(key):
-        items = buffers.pop(key)
-        masks = np.stack([m for _, _, m in items]) if key[1] else None
-        parts.append(([i for i, _, _ in items], measure(np.stack([x for _, x, _ in items]), masks)))
-
-    workers = min(8, (os.cpu_count() or 2) * 2)
+def bounded_map(fn: Callable, items: Iterable, workers: int, ahead: int) -> Iterator:
+    """``fn`` over ``items`` in ``workers`` threads, results in order, at most ``ahead`` of them
+    computed but not yet consumed (``Executor.map`` submits everything at once, and a slow
+    consumer then holds every decoded image)."""
     with ThreadPoolExecutor(workers) as pool:
-        for k, (image_id, (img, mask, _)) in enumerate(zip(ids, pool.map(ds.load_pair, ids), strict=True)):
-            if img is not None:
-                key = (img.shape, mask is not None)
-                buffers.setdefault(key, []).append((image_id, img, mask))
-                if sum(map(len, buffers.values())) >= CHUNK:
-                    for key in list(buffers):
-                        flush(key)
-            if progress and (k % 256 == 0 or k == len(ids) - 1):
-                progress(done + k + 1, done + len(ids))
-    for key in list(buffers):
-        flush(key)
-    return parts
+        it = iter(items)
+        pending = deque(pool.submit(fn, x) for _, x in zip(range(ahead), it, strict=False))
+        while pending:
+            result = pending.popleft().result()
+            nxt = next(it, _END)
+            if nxt is not _END:
+                pending.append(pool.submit(fn, nxt))
+            yield result
+
+
+_END = object()
+
+
+def _measure_one(ds: SegDataset, image_id: str) -> dict | None:
+    """One image's measures (a Features row as a dict of 1-row arrays, plus its full shape and
+    whether its hash is of full pixels), or None if the pair cannot be read. The image is
+    decoded once, reduced if big, and dropped here: nothing of full size leaves this function."""
+    img, mask, full, f = load_pair_reduced(ds, image_id, shorter=FEATURE_SIDE)
+    if img is None:
+        return None
+    exact = f == 1
+    img_hash = _hash64(img)  # of full pixels, or (big JPEG) of reduced ones, confirmed later if need be
+    g = grey(img)
+    if exact and (k := reduce_factor(g.shape[1], g.shape[0], shorter=FEATURE_SIDE)) > 1:
+        g = cv2.resize(g, (-(-g.shape[1] // k), -(-g.shape[0] // k)), interpolation=cv2.INTER_AREA)
+    row = {"img_hash": np.array([img_hash], np.uint64), **_measure_grey(g[None]),
+           **_measure_masks(None if mask is None else mask[None], 1)}
+    return {"row": row, "shape": (*full, 1 if img.ndim == 2 else img.shape[2]), "exact": exact}
+
+
+def _file_parts(ds: SegDataset, ids: list[str], tick: _Ticker, done: int) -> list:
+    """Images read in threads (decoding releases the GIL), each measured as soon as it is
+    decoded into rows allocated once for all: memory holds the features and at most
+    ``2 x workers`` images in flight, whatever the dataset size."""
+    if not ids:
+        return []
+    workers = WORKERS or min(8, (os.cpu_count() or 2) * 2)
+    template = measure(np.zeros((1, 8, 8), np.uint8), None)
+    cols = {f: np.zeros((len(ids), *v.shape[1:]), v.dtype) for f, v in template.items()}
+    ok = np.zeros(len(ids), bool)
+    exact = np.ones(len(ids), bool)
+    shapes: list[tuple | None] = [None] * len(ids)
+    for k, one in enumerate(bounded_map(lambda i: _measure_one(ds, i), ids, workers, 2 * workers)):
+        if one is not None:
+            for f, v in one["row"].items():
+                cols[f][k] = v[0]
+            ok[k], exact[k], shapes[k] = True, one["exact"], one["shape"]
+        tick(done + k + 1)
+    if not ok.any():
+        return []
+    _confirm_hashes(ds, ids, cols, shapes, exact & ok | ~ok, workers)
+    rows = np.flatnonzero(ok)
+    return [([ids[k] for k in rows], {f: v[rows] for f, v in cols.items()} if len(rows) < len(ids) else cols)]
+
+
+def _confirm_hashes(ds: SegDataset, ids: list[str], cols: dict, shapes: list, exact: np.ndarray,
+                    workers: int) -> None:
+    """Replace reduced-pixel hashes by full-pixel ones for the images that could be exact copies
+    of another: same full shape and perceptual hashes at most CONFIRM_BITS apart. Each of those
+    is decoded in full once; the others keep hashes that no full-pixel hash can equal."""
+    if exact.all():
+        return
+    a, b, _ = hash_pairs(cols["phash"], CONFIRM_BITS)
+    same = np.array([shapes[i] is not None and shapes[i] == shapes[j] for i, j in zip(a, b, strict=True)], bool)
+    rows = np.unique(np.concatenate([a[same], b[same]])) if len(a) else np.zeros(0, np.int64)
+    rows = rows[~exact[rows]]
+    if not len(rows):
+        return
+
+    def full_hash(k: int) -> int:
+        try:
+            return _hash64(ds.image(ids[k]))
+        except Exception:  # changed since: keep the reduced hash, which matches no full one
+            return int(cols["img_hash"][k])
+
+    for k, h in zip(rows, bounded_map(full_hash, rows, workers, 2 * workers), strict=True):
+        cols["img_hash"][k] = h
 
 
 def features_for(ds: SegDataset, stats, progress: Progress | None = None) -> Features:
@@ -241,9 +338,12 @@ def compute_features(ds: SegDataset, ids: list[str], progress: Progress | None =
     key = f"{ds.fingerprint()}|{len(ids)}|{hashlib.sha1(chr(0).join(ids).encode()).hexdigest()}"
 
     def measure_all() -> Features:
-        parts = _npz_parts(ds, ids, progress) if isinstance(ds, NpzDataset) else []
+        tick = _Ticker(progress, len(ids))
+        tick(0)
+        parts = _npz_parts(ds, ids, tick) if isinstance(ds, NpzDataset) else []
         seen = {i for pids, _ in parts for i in pids}
-        parts += _file_parts(ds, [i for i in ids if i not in seen], progress, len(seen))
+        parts += _file_parts(ds, [i for i in ids if i not in seen], tick, len(seen))
+        tick(len(ids))  # every image accounted for, read or not
         return _concat(parts, ids)
 
     return MEMO.get_or_compute(key, measure_all)

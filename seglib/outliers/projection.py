@@ -8,39 +8,40 @@ blank or saturated frames, odd labels) land apart. Cached on disk by the dataset
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from .. import cache
 from ..data.dataset import SegDataset
-from ..data.io import ReadError
 from ..data.report import Problem
 from ..stats import DatasetStats
+from .features import THUMB as FEATURE_THUMB
+from .features import Progress, compute_features
 
-PROJECTION_VERSION = 3
+PROJECTION_VERSION = 4  # 4: thumbnails from the detectors' pixel pass
 THUMB = 16  # thumbnails are THUMB x THUMB: enough for layout and brightness, cheap for thousands
 
 
-def thumbnail_features(ds: SegDataset, ids: list[str], size: int = THUMB) -> tuple[np.ndarray, list[Problem]]:
+def thumbnail_features(ds: SegDataset, ids: list[str], size: int = THUMB,
+                       progress: Progress | None = None) -> tuple[np.ndarray, list[Problem]]:
     """float32 (N, size*size) greyscale thumbnails in [0, 1], and a problem for each image that
-    could not be read (its row is NaN)."""
-    def one(image_id: str) -> tuple[np.ndarray, Problem | None]:
-        try:
-            img = ds.image(image_id)
-        except ReadError as e:
-            why = str(e).split(": ", 1)[-1]
-            return np.full(size * size, np.nan, np.float32), Problem(ds.file_of(image_id), why, "unreadable_image",
-                                                                     image_id)
-        grey = Image.fromarray(img).convert("L").resize((size, size), Image.Resampling.BOX)
-        return np.asarray(grey, np.float32).ravel() / 255.0, None
-
-    with ThreadPoolExecutor(4) as pool:
-        rows = list(pool.map(one, ids))
-    feats = np.stack([r for r, _ in rows]) if rows else np.zeros((0, size * size), np.float32)
-    return feats, [p for _, p in rows if p is not None]
+    could not be read (its row is NaN). They come from the detectors' pixel pass (memoised:
+    the Review page reads every image once for the map and the detectors together); ``size``
+    divides its 32x32 thumbnails."""
+    f = compute_features(ds, list(ids), progress)
+    k = FEATURE_THUMB // size
+    if k * size != FEATURE_THUMB:
+        raise ValueError(f"thumbnail size {size} does not divide {FEATURE_THUMB}")
+    small = f.thumb.reshape(len(f), size, k, size, k).mean((2, 4), dtype=np.float32) / 255.0
+    feats = np.full((len(ids), size * size), np.nan, np.float32)
+    pos = {i: r for r, i in enumerate(ids)}
+    feats[[pos[i] for i in f.ids]] = small.reshape(len(f), size * size)
+    problems = []
+    read = set(f.ids)
+    for i in [i for i in ids if i not in read]:  # unreadable since the statistics pass: say why
+        found = ds.load_pair(i)[2]
+        problems += found or [Problem(ds.file_of(i), "cannot be read", "unreadable_image", i)]
+    return feats, problems
 
 
 def _features(thumbs: np.ndarray, stats: DatasetStats, rows: np.ndarray) -> np.ndarray:
@@ -61,8 +62,10 @@ def _features(thumbs: np.ndarray, stats: DatasetStats, rows: np.ndarray) -> np.n
     return np.concatenate(blocks, axis=1) if blocks else np.zeros((len(thumbs), 0), np.float32)
 
 
-def projection(ds: SegDataset, stats: DatasetStats, seed: int = 0, use_cache: bool = True) -> pd.DataFrame:
-    """DataFrame (index image_id in ``stats.ids`` order) with float columns pc1, pc2.
+def projection(ds: SegDataset, stats: DatasetStats, seed: int = 0, use_cache: bool = True,
+               progress: Progress | None = None) -> pd.DataFrame:
+    """DataFrame (index image_id in ``stats.ids`` order) with float columns pc1, pc2;
+    ``progress(done, total)`` follows the pixel pass when it has to run.
 
     An image that cannot be read any more (it changed since the statistics pass) has NaN
     coordinates and is reported on ``ds`` (``ds.report``, ``record_problems``), like the
@@ -72,7 +75,7 @@ def projection(ds: SegDataset, stats: DatasetStats, seed: int = 0, use_cache: bo
     if hit is not None and list(hit["meta"]["ids"]) == list(stats.ids):
         coords, problems = hit["coords"], [Problem(**p) for p in hit["meta"]["problems"]]
     else:
-        thumbs, problems = thumbnail_features(ds, stats.ids)
+        thumbs, problems = thumbnail_features(ds, stats.ids, progress=progress)
         ok = ~np.isnan(thumbs).any(1)
         coords = np.full((len(stats.ids), 2), np.nan, np.float32)
         coords[ok] = _pca2(_features(thumbs, stats, ok), seed)

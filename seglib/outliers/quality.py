@@ -26,6 +26,7 @@ NEIGHBOURHOOD = 0.1    # an image is judged against its most similar tenth of th
                        # more images than that (a second camera, a long sequence) is a population, not an outlier
 MIN_NEIGHBOURS = 10    # fewer neighbours give a median and MAD too noisy to judge by
 MAX_REFERENCE = 2000   # neighbours come from at most this many images (a seeded sample): cost stays flat
+NEIGHBOUR_ROWS = 512   # images whose neighbours are looked up at once: (512 x 2000) distances at most
 CLIPPED = 0.5          # half the pixels at the ends of the range: the picture is mostly gone, not just contrasty
 LAYOUT_MIN = 50        # labeled masks needed before "where a class usually is" means anything
 LAYOUT_RARE_P = 0.02   # a pixel is "out of place" if its class covers that spot in under 2% of masks
@@ -107,14 +108,17 @@ def neighbourhood_z(values: np.ndarray, reference: np.ndarray, seed: int = 0) ->
     if len(ref) > MAX_REFERENCE:
         ref = np.sort(np.random.default_rng(seed).choice(ref, MAX_REFERENCE, replace=False))
     k = int(min(max(MIN_NEIGHBOURS, round(NEIGHBOURHOOD * len(ref))), len(ref) - 1))
-    idx = NearestNeighbors(n_neighbors=k + 1).fit(space[ref]).kneighbors(space, return_distance=False)
-    idx = ref[idx]  # (N, k + 1) rows of the dataset
-    is_self = idx == np.arange(len(values))[:, None]
-    drop = np.where(is_self.any(1), is_self.argmax(1), k)  # itself if it came back, else the farthest
-    keep = np.ones(idx.shape, bool)
-    keep[np.arange(len(idx)), drop] = False
-    neighbours = values[idx[keep].reshape(len(idx), k)]  # (N, k, M)
-    med, scale = _robust_centre_scale(neighbours, axis=1)
+    nn = NearestNeighbors(n_neighbors=k + 1).fit(space[ref])
+    med, scale = np.zeros_like(values), np.zeros_like(values)
+    for s in range(0, len(values), NEIGHBOUR_ROWS):  # rows in chunks: memory stays flat in N
+        rows = np.arange(s, min(s + NEIGHBOUR_ROWS, len(values)))
+        idx = ref[nn.kneighbors(space[rows], return_distance=False)]  # (n, k + 1) rows of the dataset
+        is_self = idx == rows[:, None]
+        drop = np.where(is_self.any(1), is_self.argmax(1), k)  # itself if it came back, else the farthest
+        keep = np.ones(idx.shape, bool)
+        keep[np.arange(len(idx)), drop] = False
+        neighbours = values[idx[keep].reshape(len(idx), k)]  # (n, k, M)
+        med[rows], scale[rows] = _robust_centre_scale(neighbours, axis=1)
     # Neighbours are picked for being alike, so their spread understates the population's: measure in
     # the dataset's robust SD unless the neighbourhood is wider. Only the centre is local.
     scale = np.maximum(np.maximum(scale, global_scale), 0.02 * np.abs(med))

@@ -23,7 +23,7 @@ from .. import cache
 from ..outliers.base import robust_z
 from ..outliers.label_quality import Z_LOW, label_quality_from_predictions
 from .members import Layout, Member, dataset_layout
-from .run import PREDICT_VERSION, digest, held_identities, probs_batches, resolve_device
+from .run import PREDICT_VERSION, digest, held_identities, member_plans, probs_batches, resolve_device
 
 
 @dataclass
@@ -41,9 +41,12 @@ class LabelQuality:
 
 def label_quality(ds, member: Member, ids: Sequence[str] | None = None, *, tta: bool = False,
                   device: str | torch.device = "auto", batch_size: int = 16, layout: Layout | None = None,
-                  fingerprint: str | None = None, use_cache: bool = True, progress=None) -> LabelQuality:
+                  fingerprint: str | None = None, use_cache: bool = True, progress=None,
+                  tile: int | None = None) -> LabelQuality:
     """Rank ``ids`` (default: the run's own validation images, those it never trained on) by
     label quality. Images of different sizes are ranked per size (cleanlab needs one array).
+    Probabilities are the run's at each image's own size, tiled as it trained (``tile``: see
+    :func:`seglib.predict.run.member_plans`).
 
     Table columns: image_id, detector ("label_quality"), reason, score (1 - quality), group,
     quality, issue_share (share of the image's pixels cleanlab finds mislabeled), suggested
@@ -56,7 +59,9 @@ def label_quality(ds, member: Member, ids: Sequence[str] | None = None, *, tta: 
     if not ids:
         raise ValueError(f"{member.name}: none of its validation images is a labeled image of {ds.source}")
     fingerprint = fingerprint or ds.fingerprint()
-    key = digest(PREDICT_VERSION, "label_quality", fingerprint, ids, bool(tta), member.identity)
+    plans = member_plans([member], tile)
+    key = digest(PREDICT_VERSION, "label_quality", fingerprint, ids, bool(tta), member.identity,
+                 plans[member.name].key())
     hit = cache.load("label_quality", key) if use_cache else None
     if hit is not None:
         return _from_cache(hit, member.name)
@@ -64,7 +69,7 @@ def label_quality(ds, member: Member, ids: Sequence[str] | None = None, *, tta: 
     model = member.load(device)
     groups: dict[tuple[int, int], dict[str, list]] = {}
     for batch, probs in probs_batches(ds, {member.name: model}, ids, layout, tta, batch_size, device, progress,
-                                      identities=held_identities([member], fingerprint)):
+                                      identities=held_identities([member], fingerprint, tile), plans=plans):
         if batch.masks is None:
             continue
         g = groups.setdefault(tuple(batch.masks.shape[1:]), {"ids": [], "labels": [], "probs": []})

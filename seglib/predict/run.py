@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .. import cache
+from ..tiling import InferencePlan, inference_plan
 from .column import Column, ColumnBuilder
 from .ensemble import CrossFit, Ensemble, combine, fit_weights, sample_pixels, summarize, take_pixels
 from .infer import Batch, forward_probs, iter_batches, keep_known
@@ -74,9 +75,13 @@ def shared_val_ids(members: Sequence[Member], ds) -> list[str]:
 def probs_batches(ds, models: dict[str, torch.nn.Module], ids: Sequence[str], layout: Layout, tta: bool,
                   batch_size: int, device: torch.device, progress: Progress | None = None,
                   skipped: list | None = None, labels: bool = True, identities: dict[str, str] | None = None,
+                  plans: dict[str, InferencePlan] | None = None,
                   ) -> Iterator[tuple[Batch, dict[str, torch.Tensor]]]:
     """(batch with masks on ``device``, {model name: probabilities (B, K, H, W)}) for ``ids``.
 
+    Each model sees the images as its plan in ``plans`` says (:func:`member_plans`: windows of
+    its training crop, a resize, or whole images; default whole), ``batch_size`` windows at a
+    time; probabilities always come at each image's own size. Big images come one at a time.
     Probabilities are rounded to float16 and, for models named in ``identities`` (see
     :func:`held_identities`), kept in :data:`PROBS` and taken from it when a recent pass
     computed them (no forward pass then)."""
@@ -90,7 +95,7 @@ def probs_batches(ds, models: dict[str, torch.nn.Module], ids: Sequence[str], la
             identity = (identities or {}).get(name)
             held = PROBS.get(identity, tta, batch.ids) if identity else None
             if held is None:
-                held = forward_probs(model, images, tta).half()
+                held = forward_probs(model, images, tta, (plans or {}).get(name), batch_size).half()
                 if identity:
                     PROBS.put(identity, tta, batch.ids, held)
             probs[name] = held.to(device).float()
@@ -100,10 +105,17 @@ def probs_batches(ds, models: dict[str, torch.nn.Module], ids: Sequence[str], la
             progress(done + (len(skipped) if skipped else 0), total)
 
 
-def held_identities(members: Sequence[Member], fingerprint: str) -> dict[str, str]:
-    """Keys of the members' held probabilities: their weights and the dataset's content (image
-    ids such as img0 or 00012 repeat across datasets)."""
-    return {m.name: f"{m.identity}|{fingerprint}" for m in members}
+def member_plans(members: Sequence[Member], tile: int | None = None) -> dict[str, InferencePlan]:
+    """How each member sees an image (seglib.tiling.inference_plan of its run's config);
+    ``tile`` S > 0 forces windows of S for all, 0 whole images, None each run's own way."""
+    return {m.name: inference_plan(m.config, tile) for m in members}
+
+
+def held_identities(members: Sequence[Member], fingerprint: str, tile: int | None = None) -> dict[str, str]:
+    """Keys of the members' held probabilities: their weights, how they see an image (tiled
+    or not) and the dataset's content (image ids such as img0 or 00012 repeat across datasets)."""
+    plans = member_plans(members, tile)
+    return {m.name: f"{m.identity}|{plans[m.name].key()}|{fingerprint}" for m in members}
 
 
 def add_batch(builders: dict[str, ColumnBuilder], ensembles: dict[str, Ensemble], batch: Batch,
@@ -118,12 +130,13 @@ def add_batch(builders: dict[str, ColumnBuilder], ensembles: dict[str, Ensemble]
         builder.add(batch.ids, labels, conf, ent, batch.masks)
 
 
-def _column_key(base: str, col: Member | Ensemble, by_name: dict[str, Member]) -> str:
+def _column_key(base: str, col: Member | Ensemble, by_name: dict[str, Member], plans: dict[str, InferencePlan]) -> str:
     """What a column's predictions of one image depend on (not which images were asked for)."""
     if isinstance(col, Member):
-        return digest(base, "model", col.identity)
+        return digest(base, "model", col.identity, plans[col.name].key())
     return digest(base, "ensemble", col.kind, [round(w, 6) for w in col.member_weights()],
-                  [by_name[m].identity for m in col.members], col.crossfit.identity() if col.crossfit else None)
+                  [by_name[m].identity for m in col.members], col.crossfit.identity() if col.crossfit else None,
+                  [plans[m].key() for m in col.members])
 
 
 INDEX = "predictions_index"   # per column key: the cache entries (image sets) stored for it
@@ -174,8 +187,12 @@ def predict(ds, members: Sequence[Member], ensembles: Sequence[Ensemble] = (), i
             tta: bool = False, device: str | torch.device = "auto", batch_size: int = 16,
             progress: Progress | None = None, use_cache: bool = True, layout: Layout | None = None,
             fingerprint: str | None = None, fit_ids: Sequence[str] | None = None, crossfit: bool = True,
-            fit_progress: Progress | None = None) -> Predictions:
+            fit_progress: Progress | None = None, tile: int | None = None) -> Predictions:
     """Columns for every member and ensemble on ``ids`` (default: every usable image of ``ds``).
+
+    Each member predicts every image at its own size as its run trained (see
+    :func:`member_plans`: windows of the training crop blended smoothly, a resize, or whole
+    images); ``tile`` S > 0 uses windows of S for every member, 0 whole images.
 
     Weighted ensembles without weights are fitted first on ``fit_ids`` (default: the members'
     shared validation images, see :func:`fit_ensemble`; ``fit_progress`` follows that pass).
@@ -195,13 +212,14 @@ def predict(ds, members: Sequence[Member], ensembles: Sequence[Ensemble] = (), i
             raise ValueError(f"{ens.name}: no model named {unknown[0]!r} among {list(by_name)}")
     ensembles = [fit_ensemble(ds, [by_name[m] for m in e.members], e, fit_ids, tta=tta, device=device,
                               batch_size=batch_size, layout=layout, fingerprint=fingerprint, use_cache=use_cache,
-                              progress=fit_progress)
+                              progress=fit_progress, tile=tile)
                  if e.needs_fit else e for e in ensembles]
     if not crossfit:
         ensembles = [replace(e, crossfit=None) for e in ensembles]
     base = digest(PREDICT_VERSION, fingerprint, bool(tta), layout.num_classes)
     wanted: list[Member | Ensemble] = [*members, *ensembles]
-    caches = {c.name: _ColumnCache(_column_key(base, c, by_name), ids, use_cache) for c in wanted}
+    plans = member_plans(members, tile)
+    caches = {c.name: _ColumnCache(_column_key(base, c, by_name, plans), ids, use_cache) for c in wanted}
     columns = {name: cc.exact for name, cc in caches.items() if cc.exact is not None}
     cached = list(columns)
     missing = [c for c in wanted if c.name not in columns]
@@ -213,16 +231,16 @@ def predict(ds, members: Sequence[Member], ensembles: Sequence[Ensemble] = (), i
         need = {c.name for c in missing if isinstance(c, Member)}
         need |= {m for e in ens_map.values() for m in e.members}
         models = {m.name: m.load(device) for m in members if m.name in need} if todo else {}
-        builders = {c.name: ColumnBuilder(c.name, layout.num_classes, _info(c, tta)) for c in missing}
+        builders = {c.name: ColumnBuilder(c.name, layout.num_classes, _info(c, tta, plans)) for c in missing}
         for batch, probs in probs_batches(ds, models, todo, layout, tta, batch_size, device, progress, skipped,
-                                          identities=held_identities(members, fingerprint)):
+                                          identities=held_identities(members, fingerprint, tile), plans=plans):
             add_batch(builders, ens_map, batch, probs)
         for c in missing:
             if set(ids) <= caches[c.name].rows.keys():
                 cached.append(c.name)      # every image from entries of other image sets: nothing predicted
             fresh = builders[c.name].build()
             source_of = {**caches[c.name].rows, **dict.fromkeys(fresh.ids, fresh)}
-            info = {**_info(c, tta), "skipped": skipped}
+            info = {**_info(c, tta, plans), "skipped": skipped}
             columns[c.name] = fresh if not caches[c.name].rows else Column.gather(
                 c.name, [i for i in ids if i in source_of], source_of, info)
             columns[c.name].info["skipped"] = skipped
@@ -233,9 +251,10 @@ def predict(ds, members: Sequence[Member], ensembles: Sequence[Ensemble] = (), i
     return Predictions(ordered, ids, list(members), list(ensembles), layout, [tuple(s) for s in skipped], cached)
 
 
-def _info(c: Member | Ensemble, tta: bool) -> dict:
+def _info(c: Member | Ensemble, tta: bool, plans: dict[str, InferencePlan]) -> dict:
     if isinstance(c, Member):
-        return {"kind": "model", "run": str(c.run_dir), "weights": str(c.weights), "model": c.spec.label, "tta": tta}
+        return {"kind": "model", "run": str(c.run_dir), "weights": str(c.weights), "model": c.spec.label, "tta": tta,
+                "inference": plans[c.name].to_dict()}
     info = {"kind": c.kind, "members": list(c.members), "weights": list(c.member_weights()), "tta": tta}
     if c.crossfit is not None:
         info["crossfit"] = {"folds": len(c.crossfit.folds), "weights": [list(w) for w in c.crossfit.weights]}
@@ -246,7 +265,7 @@ def fit_ensemble(ds, members: Sequence[Member], ens: Ensemble, ids: Sequence[str
                  tta: bool = False, device: str | torch.device = "auto", batch_size: int = 16,
                  layout: Layout | None = None, fingerprint: str | None = None, per_image: int = 2048,
                  max_pixels: int = 500_000, use_cache: bool = True, seed: int = 0, folds: int = 2,
-                 progress: Progress | None = None) -> Ensemble:
+                 progress: Progress | None = None, tile: int | None = None) -> Ensemble:
     """``ens`` with weights fitted on ``ids`` (default: the members' shared validation images):
     the grid point of the weight simplex with the best mIoU on up to ``per_image`` random
     labelled pixels of each image (``max_pixels`` in all). Cached like predictions.
@@ -266,11 +285,11 @@ def fit_ensemble(ds, members: Sequence[Member], ens: Ensemble, ids: Sequence[str
     folds = folds if folds >= 2 and len(ids) >= 2 * folds else 0
     fingerprint = fingerprint or ds.fingerprint()
     key = digest(PREDICT_VERSION, "fit", fingerprint, ids, bool(tta), per_image, seed, folds,
-                 [m.identity for m in members])
+                 [m.identity for m in members], [p.key() for p in member_plans(members, tile).values()])
     hit = cache.load("ensemble_weights", key) if use_cache else None
     if hit is None:
         hit = _fit(ds, members, ens, ids, tta, device, batch_size, layout, per_image, seed, folds, progress,
-                   fingerprint)
+                   fingerprint, tile)
         if use_cache:
             cache.save("ensemble_weights", key, {k: v for k, v in hit.items() if k != "meta"}, hit["meta"])
     crossfit = None
@@ -283,7 +302,7 @@ def fit_ensemble(ds, members: Sequence[Member], ens: Ensemble, ids: Sequence[str
 
 
 def _fit(ds, members, ens, ids, tta, device, batch_size, layout, per_image, seed, folds, progress,
-         fingerprint: str) -> dict:
+         fingerprint: str, tile: int | None = None) -> dict:
     """Sample pixels of ``ids`` from every member, fit on all of them and, with ``folds``, on
     all but each fold. Returns the arrays and meta the cache stores."""
     device = resolve_device(device)
@@ -293,7 +312,8 @@ def _fit(ds, members, ens, ids, tta, device, batch_size, layout, per_image, seed
     labels, owner = [], []     # owner: the index in ids of each sampled pixel's image
     row = {image_id: k for k, image_id in enumerate(ids)}
     for batch, probs in probs_batches(ds, models, ids, layout, tta, batch_size, device, progress,
-                                      identities=held_identities(members, fingerprint)):
+                                      identities=held_identities(members, fingerprint, tile),
+                                      plans=member_plans(members, tile)):
         if batch.masks is None:
             continue
         picks = sample_pixels(batch.masks.cpu(), per_image, gen, layout.num_classes)

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from ..losses import LossConfig
 from ..models import DEFAULT_ARCH, DEFAULT_ENCODER
+from .inputs import INPUT_MODES, check_size
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("plateau", "cosine", "onecycle", "none")
@@ -36,6 +37,9 @@ class TrainConfig:
     sampler: str = "oversample"           # uniform | oversample | presence (seglib.sampling)
     sampler_classes: list[int] | None = None  # None = the rarest scored class
     sampler_factor: float = 3.0           # oversample: draw those images this many times as often
+    input_mode: str = "auto"              # auto | crop | resize | full: what a step sees of an image (inputs.py)
+    input_size: int = 512                 # crop: the square's side (a multiple of 32); resize: the longer side
+    rare_crop_share: float = 1 / 3        # crop: share of crops centred on a pixel of the rarest scored class
     # --- model --------------------------------------------------------------------------
     arch: str = DEFAULT_ARCH
     encoder: str = DEFAULT_ENCODER
@@ -97,10 +101,15 @@ class TrainConfig:
             (0 < self.val_fraction < 1 or self.val_ids is not None, "val_fraction", "must be between 0 and 1"),
             (self.amp in ("auto", "off", "bf16", "fp16"), "amp", "choose auto, off, bf16 or fp16"),
             (self.sampler_factor > 0, "sampler_factor", "must be positive"),
+            (self.input_mode in INPUT_MODES, "input_mode", f"choose from {', '.join(INPUT_MODES)}"),
+            (0 <= self.rare_crop_share <= 1, "rare_crop_share", "must be between 0 and 1"),
         ]
         for ok, name, why in checks:
             if not ok:
                 raise ConfigError(f"{name} = {getattr(self, name)!r}: {why}")
+        size_problem = check_size(self.input_mode, self.input_size)
+        if size_problem:
+            raise ConfigError(size_problem)
 
     def to_dict(self) -> dict:
         return asdict(self)

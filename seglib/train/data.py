@@ -20,7 +20,9 @@ from ..data.torch_dataset import SegTorchDataset
 from ..metrics import IGNORE_INDEX
 from ..sampling import rarest_classes, sample_weights
 from ..stats import DatasetStats, compute_stats
+from ..tiling import InferencePlan, inference_plan
 from .config import ConfigError, TrainConfig
+from .inputs import input_transform, resolve_input
 from .split import stratified_split
 
 
@@ -38,6 +40,8 @@ class TrainData:
     background: int | None          # the id "exclude background" and miou_no_bg leave out
     train_pixels: np.ndarray        # (num_classes,) pixels per class in the training split
     weights: np.ndarray             # (len(train_ids),) sampling weight of each training image
+    input_plan: dict | None = None  # {"mode", "size", "why"}: what a step sees of each image (train/inputs.py)
+    rare_classes: tuple[int, ...] = ()  # crops centred on these (the rarest scored class)
 
     @property
     def class_names(self) -> list[str]:
@@ -119,15 +123,18 @@ def prepare_data(cfg: TrainConfig, log=print) -> TrainData:
     weights = sample_weights(stats, train_ids, cfg.sampler, classes or (), cfg.sampler_factor)
     in_channels = int(stats.shape[[row[i] for i in usable], 2].max())
     in_channels = 3 if in_channels >= 3 else 1
+    plan = resolve_input(cfg.input_mode, cfg.input_size, stats.shape[[row[i] for i in train_ids]])
+    rare = tuple(classes or rarest_classes(stats, 1)) if plan["mode"] == "crop" else ()
+    log(f"input: {plan['why']}")
 
     cfg.resolved.update({
         "dataset_fingerprint": ds.fingerprint(), "n_train": len(train_ids), "n_val": len(val_ids),
         "excluded_ids": excluded, "sampler_classes": list(classes or []), "in_channels": in_channels,
         "num_classes": num_classes, "class_map": stats.class_map.to_list(), "scored": scored,
-        "background": background,
+        "background": background, "input": {**plan, "rare_classes": list(rare), "rare_share": cfg.rare_crop_share},
     })
     return TrainData(ds, stats, stats.class_map, train_ids, val_ids, excluded, in_channels, num_classes, scored,
-                     background, train_pixels, weights)
+                     background, train_pixels, weights, plan, rare)
 
 
 def _given_split(cfg: TrainConfig, usable: list[str]) -> tuple[list[str], list[str]]:
@@ -204,14 +211,36 @@ def make_loaders(data: TrainData, cfg: TrainConfig, transform, device: torch.dev
     cfg.resolved["workers"] = workers
     common = dict(num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0,
                   collate_fn=_Collate(data.in_channels))
-    train_set = SegTorchDataset(data.ds, data.train_ids, transform=transform, seed=cfg.seed + rank)
+    prepare = input_transform(data.input_plan or {"mode": "full"}, data.rare_classes, cfg.rare_crop_share,
+                              cfg.seed + rank)
+    train_set = SegTorchDataset(data.ds, data.train_ids, transform=transform, seed=cfg.seed + rank, prepare=prepare)
     sampler = EpochSampler(data.weights, cfg.seed, rank, world)
     # A last batch of one crashes batch-norm layers that pool to 1x1: drop it when that can happen.
     train_loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler,
                               drop_last=drop_last and len(sampler) > cfg.batch_size, **common)
     val_set = SegTorchDataset(data.ds, data.val_ids[rank::world])
-    val_loader = DataLoader(val_set, batch_size=cfg.batch_size, shuffle=False, **common)
+    # Whole images of one size per batch (never padded to the largest); one at a time when tiled.
+    val_batches = size_batches(val_set.ids, data.stats, cfg.batch_size, inference_plan(cfg))
+    val_loader = DataLoader(val_set, batch_sampler=val_batches, **common)
     return train_loader, val_loader, sampler
+
+
+def size_batches(ids: list[str], stats: DatasetStats, batch_size: int, plan: InferencePlan) -> list[list[int]]:
+    """Indices into ``ids`` in batches whose images share one size (from the statistics pass, no
+    image read), ``plan.images_per_batch`` of them: ``batch_size``, or one for an image that is
+    predicted by windows (its windows are batched instead). Sizes in order of first appearance,
+    so the first batch holds the first image. An id the statistics do not know goes alone."""
+    row = {i: k for k, i in enumerate(stats.ids)}
+    groups: dict[tuple, list[int]] = {}
+    for k, image_id in enumerate(ids):
+        r = row.get(image_id)
+        size = (int(stats.shape[r, 0]), int(stats.shape[r, 1])) if r is not None else ("unknown", k)
+        groups.setdefault(size, []).append(k)
+    batches = []
+    for size, members in groups.items():
+        n = plan.images_per_batch(*size, batch_size) if size[0] != "unknown" else 1
+        batches += [members[s : s + n] for s in range(0, len(members), n)]
+    return batches
 
 
 class _Collate:

@@ -23,6 +23,7 @@ from torch import nn
 
 from ..metrics import SCORE_KEYS, ConfusionMatrix, scores
 from ..models import ModelError, ModelSpec, build_model
+from ..tiling import InferencePlan, inference_plan
 from . import distributed
 from .callbacks import Callbacks
 from .config import ConfigError, TrainConfig
@@ -180,6 +181,10 @@ def _train(cfg: TrainConfig, run: RunFolder, proc, callbacks: Callbacks, resume:
     callbacks.on_train_start({"run": str(run.path), "config": cfg.to_dict(), "steps_per_epoch": steps_per_epoch,
                               "start_epoch": start_epoch, "epochs": cfg.epochs, "device": str(device)})
 
+    # Validation sees whole images as inference will: by windows of the training crop, resized, or whole.
+    val_plan = inference_plan(cfg)
+    log(f"validation: {val_plan.why}")
+
     # ---- the epochs ---------------------------------------------------------------------------
     status, global_step = "done", (start_epoch - 1) * steps_per_epoch
     for epoch in range(start_epoch, cfg.epochs + 1):
@@ -234,7 +239,7 @@ def _train(cfg: TrainConfig, run: RunFolder, proc, callbacks: Callbacks, resume:
             break
 
         # ---- validation: one confusion matrix over the whole split ------------------------
-        val = evaluate(model, val_loader, loss_fn, data, device, dtype, proc, callbacks)
+        val = evaluate(model, val_loader, loss_fn, data, device, dtype, proc, callbacks, val_plan, cfg.batch_size)
         lr = optimizer.param_groups[0]["lr"]
         record = {"epoch": epoch, "epochs": cfg.epochs, "train_loss": train_loss, **val, "lr": lr,
                   "time": time.perf_counter() - t0, "train_time": train_time,
@@ -278,30 +283,45 @@ def _train(cfg: TrainConfig, run: RunFolder, proc, callbacks: Callbacks, resume:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, loss_fn, data: TrainData, device, dtype, proc, callbacks=None) -> dict:
-    """Validation loss and the scores of one confusion matrix summed over every batch (and rank)."""
+def evaluate(model: nn.Module, loader, loss_fn, data: TrainData, device, dtype, proc, callbacks=None,
+             plan: InferencePlan | None = None, window_batch: int = 16) -> dict:
+    """Validation loss and the scores of one confusion matrix summed over every batch (and rank).
+
+    Images are predicted whole at their own size, as inference will see them (``plan``, from
+    the run's input policy: windows of the training crop blended smoothly, ``window_batch`` at
+    a time, or a resize and back; default whole images). The prediction is the argmax of the
+    blended probabilities; the loss is taken on the logits blended the same way (for an image
+    that fits one window: exactly the model's logits)."""
     model.eval()
-    cm = ConfusionMatrix(data.num_classes)
+    plan = plan or InferencePlan()
+    k = data.num_classes
+    cm = ConfusionMatrix(k)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     n = 0
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits = model(x)
+        logits = logits.float()
+        return torch.cat([logits, torch.softmax(logits, 1)], 1)   # blended together, split after
+
+    first = next(iter(loader.batch_sampler), None) if getattr(loader, "batch_sampler", None) is not None else None
     for b, (images, masks) in enumerate(loader):
         images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
-        if device.type == "cuda":
-            images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = model(images)
+        both = plan.run(forward, images, window_batch)
+        logits, probs = both[:, :k], both[:, k:]
         loss_sum += loss_fn(logits, masks).double() * len(images)
         n += len(images)
-        pred = logits.argmax(1)
+        pred = probs.argmax(1)
         cm.update(pred, masks)
         if b == 0 and callbacks is not None and proc.is_main:
-            callbacks.on_validation_batch(images.float().cpu(), masks.cpu(), pred.cpu(),
-                                          loader.dataset.ids[: len(images)])
-    matrix = cm.matrix if cm.matrix is not None else torch.zeros(data.num_classes, data.num_classes,
-                                                                  dtype=torch.long, device=device)
+            ids = [loader.dataset.ids[i] for i in first] if first is not None else loader.dataset.ids[: len(images)]
+            callbacks.on_validation_batch(images.float().cpu(), masks.cpu(), pred.cpu(), ids)
+    matrix = cm.matrix if cm.matrix is not None else torch.zeros(k, k, dtype=torch.long, device=device)
     totals = distributed.all_reduce_sum(torch.cat([matrix.double().flatten(), loss_sum.reshape(1),
                                                    torch.tensor([float(n)], device=device, dtype=torch.float64)]), proc)
-    k = data.num_classes
     matrix = totals[: k * k].reshape(k, k).cpu().numpy()
     val_loss = (totals[-2] / totals[-1]).item() if totals[-1] > 0 else float("nan")
     return {"val_loss": val_loss, **scores(matrix, data.class_names, data.scored, data.background),
@@ -309,10 +329,18 @@ def evaluate(model: nn.Module, loader, loss_fn, data: TrainData, device, dtype, 
 
 
 def _check_runs(model: nn.Module, data: TrainData, device) -> None:
-    """One forward pass at the first training image's size before any epoch: a model that
-    cannot run on this data fails here, with its reason, not after minutes of loading."""
+    """One forward pass at the size a training step sees (the crop, the resized first training
+    image, or the whole first training image) before any epoch: a model that cannot run on this
+    data fails here, with its reason, not after minutes of loading (nor in the memory of a
+    whole photo when training takes crops of it)."""
     image = data.ds.image(data.train_ids[0])
     h, w = image.shape[:2]
+    policy = data.input_plan or {"mode": "full"}
+    if policy.get("mode") == "crop" and policy.get("size"):
+        h = w = int(policy["size"])
+    elif policy.get("mode") == "resize" and policy.get("size"):
+        scale = int(policy["size"]) / max(h, w)
+        h, w = max(1, round(h * scale)), max(1, round(w * scale))
     state = copy.deepcopy(model.state_dict())  # keep batch-norm statistics untouched
     try:
         model.eval()
