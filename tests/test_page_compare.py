@@ -77,6 +77,8 @@ def test_compare_two_runs_and_their_mean(app, trained_runs):
     press_compare(at)
     m = metrics(at)
     assert set(m) == {"mIoU · unet", "mIoU · segformer", "mIoU · mean ensemble"}
+    # the pass's Cancel button and bar are gone once it finished
+    assert not [b for b in at.button if b.key == "compare_pass_cancel"] and not at.get("progress")
     from seglib.predict import shared_val_ids
 
     cmp = expected(app, trained_runs, shared_val_ids)

@@ -31,7 +31,8 @@ class PassProgress:
 
     def __init__(self, key: str, where=st):
         self.key = key
-        self.box = where.container()
+        self.slot = where.empty()          # one slot: emptying it removes the button and the bar together
+        self.box = self.slot.container()
         self._bar = None
         self._start = None
         self._label = ""
@@ -43,7 +44,7 @@ class PassProgress:
         return self
 
     def __exit__(self, *exc) -> bool:
-        self.box.empty()
+        self.slot.empty()
         return False
 
     def stage(self, label: str):

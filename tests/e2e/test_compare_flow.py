@@ -94,6 +94,7 @@ def test_compare_flow(compare_app, tall_page, trained_runs):
     pg.get_by_text("mIoU · mean ensemble").wait_for(timeout=300_000)
     wait_for_app(pg)
     assert_no_exception(pg)
+    assert pg.get_by_role("button", name="Cancel").count() == 0   # the finished pass's bar and button are gone
     # The ensemble is a column: its metric, its overlay.
     assert pg.locator("[data-testid=stMarkdownContainer] strong", has_text="mean ensemble").count() >= 1
     shot(pg, "compare-1-images")
