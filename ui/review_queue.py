@@ -9,7 +9,7 @@ from seglib import paths, review, viz
 from seglib.review import export
 from seglib.review.store import split_reasons
 
-from . import roots
+from . import dataset_grid, roots
 from .review import STATE_LABELS, Ctx, say
 
 QUEUE_STATES = "review_queue_states"
@@ -90,7 +90,6 @@ def queue_section(ctx: Ctx) -> None:
 
 
 def _show_image(ctx: Ctx, row) -> None:
-    img, mask, problems = ctx.ds.load_pair(row.image_id)
     left, right = st.columns([3, 1])
     with right:
         st.markdown("**Why it is here**")
@@ -103,13 +102,18 @@ def _show_image(ctx: Ctx, row) -> None:
         st.caption(f"by {row.who} · {pd.Timestamp(row['at']):%Y-%m-%d %H:%M} UTC")
         opacity = st.slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key=QUEUE_OPACITY)
     with left:
-        if img is None:
+        problems = [p for p in ctx.ds.report.problems if p.image_id == row.image_id and p.excluded]
+        if problems:
             st.error("; ".join(f"{p.file}: {p.problem}" for p in problems))
             return
+        # The Dataset page's cached pictures: a big photo is decoded reduced, once, not on every rerun.
+        (image, _), (overlay, _) = dataset_grid.thumbnails(
+            ctx.loaded, [row.image_id], viz.View(mode="image"), dataset_grid.DETAIL_PX) + dataset_grid.thumbnails(
+            ctx.loaded, [row.image_id], viz.View(alpha=round(float(opacity), 2)), dataset_grid.DETAIL_PX)
         a, b = st.columns(2)
-        a.image(viz.to_rgb(img), caption="image", width="stretch")
-        b.image(viz.overlay(img, mask, ctx.ds.class_map, opacity), width="stretch",
-                caption="mask overlay" if mask is not None else "no mask (unlabeled)")
+        a.image(image, caption="image", width="stretch")
+        b.image(overlay, width="stretch", caption="mask overlay" if ctx.ds.is_labeled(row.image_id)
+                else "no mask (unlabeled)")
 
 
 # --- export -------------------------------------------------------------------------------

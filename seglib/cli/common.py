@@ -18,7 +18,9 @@ def progress_bar(label: str):
 
     def update(done: int, total: int) -> None:
         if bar["b"] is None:
-            bar["b"] = tqdm(total=total, desc=label, file=sys.stderr, leave=False, unit="img")
+            # initial: the images done before the first report do not count toward the rate (tqdm
+            # would divide them by the few microseconds since the bar opened).
+            bar["b"] = tqdm(total=total, initial=done, desc=label, file=sys.stderr, leave=False, unit="img")
         bar["b"].n = done
         bar["b"].refresh()
         if done >= total:

@@ -42,7 +42,7 @@ def grouped_bars(table: pd.DataFrame, colors: dict[str, str], title: str, percen
                     cliponaxis=False, textfont_size=10, textangle=-90 if upright else 0,
                     hovertemplate=f"{name}<br>%{{x}}: %{{y:{fmt}}}<extra></extra>")
     top = float(np.nanmax(table.to_numpy(float), initial=0))
-    ticks = (".2~%" if log else ".0%") if percent else None
+    ticks = ("~%" if log else ".0%") if percent else None   # log: 0.001% stays 0.001%, not 0%
     fig.update_layout(title=title, barmode="group", height=height, margin=dict(_MARGIN, t=70), bargap=0.2,
                       legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"),
                       yaxis=dict(type="log" if log else "linear", tickformat=ticks,
