@@ -270,3 +270,13 @@ def test_zoomed_pair_shows_a_and_b_large(app):
     assert len(at.get("image")) == before + 3                          # ground truth, A and B
     at.segmented_control(key="compare_zoom_w").set_value(4).run()
     assert any("Rows 24–39, columns 48–79 of 64×128" in c.value for c in at.caption)
+
+
+def test_windows_of_one_size_for_every_run(app):
+    """The Windows choice overrides each run's own way of seeing an image (as `--tile` does)."""
+    at = compare_page()
+    at.selectbox(key="compare_tile").set_value(256).run()
+    press_compare(at)
+    assert any("256 px windows" in c.value for c in at.caption)
+    assert at.session_state["compare_applied"].tile == 256
+    assert {"mIoU · unet", "mIoU · segformer"} <= set(metrics(at))

@@ -37,7 +37,8 @@ from .data import Loaded
 
 P = "compare_"
 RUNS, ENSEMBLES, WEIGHT_MODE, WEIGHT = P + "runs", P + "ensembles", P + "weight_mode", P + "w_"
-TTA, SPLIT = P + "tta", P + "split"
+TTA, SPLIT, TILE = P + "tta", P + "split", P + "tile"
+TILES = [None, 0, 256, 512, 768, 1024]
 APPLIED = P + "applied"          # Spec: what the page shows (set by the Compare button)
 SECTION = P + "section"
 IMAGE = P + "image"              # str: the image shown in the Images section
@@ -63,7 +64,7 @@ class Spec:
     weights: tuple[float, ...] | None
     tta: bool
     split: str
-
+    tile: int | None = None       # windows of this many px for every run; 0 whole images; None each run's own
 
 @dataclass
 class Ctx:
@@ -179,10 +180,13 @@ def picker(loaded: Loaded, lay: Layout) -> Spec | None:
                              help="The runs' own validation images are the honest ones: no run trained on them")
         tta = c4.toggle("Test-time flips", key=TTA, help="Average each model over the image and its three flips "
                                                          "(4x the inference time)")
+        tile = c4.selectbox("Windows", TILES, key=TILE, format_func=_tile_label,
+                            help="How a run sees a big image: as it trained (windows of its training crop, its "
+                                 "resize, or whole), or windows of one size for every run, blended without seams")
         weights = _weights_editor(runs, labels) if "weighted" in kinds and len(runs) >= 2 else None
         if kinds and len(runs) < 2:
             st.caption("Ensembles need at least two runs.")
-        pending = Spec(tuple(runs), tuple(kinds) if len(runs) >= 2 else (), weights, bool(tta), split)
+        pending = Spec(tuple(runs), tuple(kinds) if len(runs) >= 2 else (), weights, bool(tta), split, tile)
         b1, b2 = st.columns([1, 4], vertical_alignment="center")
         if b1.button("Compare", type="primary", disabled=not runs, icon=":material/compare:", key=P + "go"):
             st.session_state[APPLIED] = applied = pending
@@ -207,6 +211,10 @@ def finished_filter(usable: list[RunChoice], key: str, where=st) -> list[RunChoi
     only = where.toggle(f"Only finished runs ({len(unfinished)} others: cancelled, failed, interrupted or "
                         "training)", key=key)
     return [r for r in usable if r.finished] if only else usable
+
+
+def _tile_label(tile: int | None) -> str:
+    return {None: "as each run trained", 0: "whole images"}.get(tile, f"{tile} px windows")
 
 
 def _weights_editor(runs: list[str], labels: dict[str, str]) -> tuple[float, ...] | None:
@@ -276,7 +284,7 @@ def comparison(loaded: Loaded, spec: Spec, lay: Layout) -> Ctx | None:
     def compute() -> Comparison:
         with progress.PassProgress(PASS) as bar:
             return Comparison(predict(ds, members, ensembles, ids, tta=spec.tta, layout=lay,
-                                      fingerprint=loaded.fingerprint,
+                                      fingerprint=loaded.fingerprint, tile=spec.tile,
                                       progress=bar.stage(f"Predicting with {len(members)} models"),
                                       fit_progress=bar.stage("Fitting the weighted ensemble's weights")))
 
@@ -311,7 +319,7 @@ def _refit_column(ctx: Ctx, name: str):
     ens = next(e for e in ctx.cmp.pred.ensembles if e.name == name)
     with progress.PassProgress(PASS) as bar:
         pred = predict(ctx.ds, ctx.members, [ens], ctx.cmp.ids, tta=ctx.spec.tta, layout=ctx.layout,
-                       fingerprint=ctx.loaded.fingerprint, crossfit=False,
+                       fingerprint=ctx.loaded.fingerprint, crossfit=False, tile=ctx.spec.tile,
                        progress=bar.stage(f"Predicting {name} with the weights fitted on all"))
     return pred.columns[name]
 
@@ -335,7 +343,8 @@ def summary(ctx: Ctx) -> None:
             col.metric(f"confidence · {name}", f"{cmp.mean_confidence(name).mean():.2f}", help=helptext)
     n_lab = len(cmp.labeled_ids)
     skipped = f" · {len(cmp.pred.skipped)} unreadable left out" if cmp.pred.skipped else ""
-    tta = " · flip TTA" if ctx.spec.tta else ""
+    tta = (" · flip TTA" if ctx.spec.tta else "") + (f" · {_tile_label(ctx.spec.tile)}" if ctx.spec.tile is not None
+                                                      else "")
     st.caption(f"{len(cmp.ids):,} images ({n_lab:,} labeled) · {SPLITS[ctx.spec.split].lower()}{tta}{skipped}"
                + (" · from the cache" if len(cmp.pred.cached) == len(cmp.names) else ""))
 

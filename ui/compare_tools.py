@@ -32,7 +32,7 @@ def _qualities() -> LRU:
 def _label_quality(ctx: Ctx, member):
     """cleanlab's ranking of ``member``'s validation labels: from memory, the disk cache, or a
     pass over those images with a progress bar and Cancel (None once cancelled, until asked again)."""
-    key = (member.identity, ctx.loaded.fingerprint, ctx.spec.tta)
+    key = (member.identity, ctx.loaded.fingerprint, ctx.spec.tta, ctx.spec.tile)
     if progress.cancelled(LQ_PASS):
         st.session_state[LQ_STOPPED] = key
     if key not in _qualities() and st.session_state.get(LQ_STOPPED) == key:
@@ -44,7 +44,7 @@ def _label_quality(ctx: Ctx, member):
     def compute():
         with progress.PassProgress(LQ_PASS) as bar:
             return label_quality(ctx.ds, member, tta=ctx.spec.tta, layout=ctx.layout,
-                                 fingerprint=ctx.loaded.fingerprint,
+                                 fingerprint=ctx.loaded.fingerprint, tile=ctx.spec.tile,
                                  progress=bar.stage(f"Predicting {member.name}'s validation images"))
 
     return _qualities().get_or_compute(key, compute)
