@@ -15,7 +15,6 @@ from seglib import viz
 from seglib.data import open_dataset
 from seglib.outliers import detect, features
 from seglib.stats import compute_stats
-from seglib.viz.draw import load_pair_reduced
 
 W, H = 1500, 1200
 
@@ -82,9 +81,9 @@ def test_progress_is_monotonic_and_reaches_the_total(photos40):
 def test_a_jpeg_is_decoded_reduced_for_thumbnails_and_features(photos40, monkeypatch):
     ds = open_dataset(photos40)
     image_id = ds.ids[0]
-    img, mask, full, factor = load_pair_reduced(ds, image_id, longer=256)
+    img, mask, full, factor = ds.load_pair_reduced(image_id, longer=256)
     assert (factor, full, img.shape, mask.shape) == (4, (H, W), (300, 375, 3), (H, W))  # 1/8 would be < 256
-    _, _, _, factor = load_pair_reduced(ds, image_id, shorter=features.FEATURE_SIDE)
+    _, _, _, factor = ds.load_pair_reduced(image_id, shorter=features.FEATURE_SIDE)
     assert factor == 4  # shorter side 300 >= 256
 
     def no_full_decode(path):

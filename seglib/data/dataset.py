@@ -124,10 +124,12 @@ class SegDataset(abc.ABC):
         raw, mode, palette = self.raw_mask_palette(image_id)
         return self.decoder.decode(raw, mode, palette)[0]
 
-    def _read_pair(self, image_id: str):
-        """(image, (raw mask, mode, palette) or None, problems); image None when the pair is left out."""
+    def _read_pair(self, image_id: str, read_image=None):
+        """(image, (raw mask, mode, palette) or None, problems); image None when the pair is left out.
+        ``read_image(id) -> (image, full (H, W))`` may read a reduced image (the mask is checked
+        against the full size)."""
         try:
-            img = self.image(image_id)
+            img, full = read_image(image_id) if read_image else (lambda a: (a, a.shape[:2]))(self.image(image_id))
         except ReadError as e:
             why = str(e).split(": ", 1)[-1]
             return None, None, [Problem(self.file_of(image_id), why, "unreadable_image", image_id)]
@@ -138,10 +140,10 @@ class SegDataset(abc.ABC):
         except ReadError as e:
             why = str(e).split(": ", 1)[-1]
             return None, None, [Problem(self.file_of(image_id, "mask"), why, "unreadable_mask", image_id)]
-        if raw.shape[:2] != img.shape[:2]:
+        if raw.shape[:2] != tuple(full):
             return None, None, [Problem(self.file_of(image_id, "mask"),
                                         f"mask is {raw.shape[1]}x{raw.shape[0]} but its image is "
-                                        f"{img.shape[1]}x{img.shape[0]} (WxH)", "mask_size", image_id)]
+                                        f"{full[1]}x{full[0]} (WxH)", "mask_size", image_id)]
         return img, (raw, mode, palette), []
 
     def _unknown_problem(self, image_id: str, unknown: dict) -> Problem:
@@ -158,6 +160,31 @@ class SegDataset(abc.ABC):
         if unknown:
             problems.append(self._unknown_problem(image_id, unknown))
         return img, mask, problems
+
+    def load_pair_reduced(self, image_id: str, shorter: int = 0, longer: int = 0
+                          ) -> tuple[np.ndarray | None, np.ndarray | None, tuple[int, int] | None, int]:
+        """:meth:`load_pair`'s image and mask, the image decoded reduced where the format allows
+        it (a folder's JPEGs: ``seglib.data.io.read_image_reduced``) while staying at least
+        ``shorter`` / ``longer`` pixels; the mask at full size (whoever knows the final size
+        shrinks the ids by nearest neighbour). Returns (image, mask or None, the image's full
+        (H, W), the factor); (None, None, None, 1) for a pair :meth:`load_pair` leaves out. Here:
+        the full image (a subclass that can read reduced images overrides :meth:`_read_reduced`)."""
+        seen: dict = {}
+
+        def read(i: str):
+            img, full, seen["factor"] = self._read_reduced(i, shorter, longer)
+            seen["full"] = full
+            return img, full
+
+        img, raw, _ = self._read_pair(image_id, read)
+        if img is None:
+            return None, None, None, 1
+        return img, None if raw is None else self.decoder.decode(*raw)[0], tuple(seen["full"]), seen["factor"]
+
+    def _read_reduced(self, image_id: str, shorter: int, longer: int) -> tuple[np.ndarray, tuple[int, int], int]:
+        """(image, full (H, W), factor) for :meth:`load_pair_reduced`; here the full image."""
+        img = self.image(image_id)
+        return img, img.shape[:2], 1
 
     def load_counts(self, image_id: str) -> tuple[np.ndarray | None, np.ndarray | None, dict, list[Problem]]:
         """What the statistics pass needs: image, pixels per class id ((256,) int64, column

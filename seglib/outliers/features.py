@@ -31,9 +31,8 @@ import scipy.fftpack
 from ..cache import LRU
 from ..data.classmap import UNKNOWN_INDEX
 from ..data.dataset import SegDataset
-from ..data.io import to_uint8
+from ..data.io import reduce_factor, to_uint8
 from ..data.npz import NpzDataset
-from ..viz.draw import load_pair_reduced, reduce_factor
 from .base import hash_pairs
 
 THUMB = 32          # thumbnail side: hashes, correlations and the label layout grid use it
@@ -266,7 +265,7 @@ def _measure_one(ds: SegDataset, image_id: str) -> dict | None:
     """One image's measures (a Features row as a dict of 1-row arrays, plus its full shape and
     whether its hash is of full pixels), or None if the pair cannot be read. The image is
     decoded once, reduced if big, and dropped here: nothing of full size leaves this function."""
-    img, mask, full, f = load_pair_reduced(ds, image_id, shorter=FEATURE_SIDE)
+    img, mask, full, f = ds.load_pair_reduced(image_id, shorter=FEATURE_SIDE)
     if img is None:
         return None
     exact = f == 1

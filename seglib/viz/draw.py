@@ -104,91 +104,11 @@ def render(image: np.ndarray, mask: np.ndarray | None, class_map: ClassMap, mode
     return out
 
 
-# --- reading reduced pictures --------------------------------------------------------------
-# A JPEG decodes at 1/2, 1/4 or 1/8 of its size for a fraction of the work and memory (PIL's
-# ``draft``: the DCT scales while decoding). Thumbnails and the detectors' measures need no more.
-# (This reads files like seglib.data.io; it lives here until the dataset interface offers it.)
-DRAFT_FACTORS = (8, 4, 2)
-
-
-def reduce_factor(w: int, h: int, shorter: int = 0, longer: int = 0) -> int:
-    """The largest of 8, 4, 2 (else 1) that keeps the shorter side >= ``shorter`` and the longer
-    side >= ``longer`` pixels."""
-    for f in DRAFT_FACTORS:
-        if min(w, h) // f >= shorter and max(w, h) // f >= longer:
-            return f
-    return 1
-
-
-def open_reduced(path, shorter: int = 0, longer: int = 0) -> tuple[np.ndarray, tuple[int, int], int]:
-    """An image file as ``seglib.data.io.read_image`` gives it, but decoded at a reduced scale
-    when it is a JPEG that stays at least ``shorter`` / ``longer`` pixels (see :func:`reduce_factor`).
-
-    Returns (uint8 (h, w) or (h, w, 3), the full (H, W), the factor: 1 = decoded at full size; a
-    reduced JPEG is ceil(H / factor) x ceil(W / factor)). Raises ``ReadError`` for a file that
-    cannot be read or is over the pixel limit: callers fall back to the dataset's own reading,
-    which names the problem."""
-    import warnings
-
-    from PIL import Image
-
-    from ..data.io import ReadError, image_to_array, max_image_pixels
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(path)
-        with im:
-            w, h = im.size
-            if w * h > max_image_pixels():
-                raise ReadError(f"{path}: over the pixel limit")
-            f = reduce_factor(w, h, shorter, longer) if im.format == "JPEG" else 1
-            if f > 1:
-                im.draft(None, (w // f, h // f))
-                f = round(w / im.size[0])  # what the decoder chose (it never goes below the size asked)
-            im.load()
-            return image_to_array(im), (h, w), f
-    except ReadError:
-        raise
-    except Exception as e:  # PIL raises many types; the dataset's reader says which problem it is
-        raise ReadError(f"{path}: {e}") from None
-
-
-def load_pair_reduced(ds, image_id: str, shorter: int = 0, longer: int = 0
-                      ) -> tuple[np.ndarray | None, np.ndarray | None, tuple[int, int] | None, int]:
-    """``ds.load_pair``'s image and mask, the image decoded reduced where it can be (a JPEG file
-    of a folder dataset, see :func:`open_reduced`); the mask at full size (class ids are shrunk by
-    nearest neighbour later, by whoever knows the final size). Every file is decoded once.
-
-    Returns (image, mask or None, the image's full (H, W), the factor); (None, None, None, 1)
-    for a pair that ``load_pair`` would leave out."""
-    from ..data.io import ReadError
-
-    img = None
-    if getattr(ds, "kind", "") == "folder":
-        try:
-            img, full, f = open_reduced(ds.file_of(image_id), shorter, longer)
-        except ReadError:
-            img = None
-    if img is None:  # npz rows, or a file only the dataset's own reader can judge
-        img, mask, _ = ds.load_pair(image_id)
-        return (None, None, None, 1) if img is None else (img, mask, img.shape[:2], 1)
-    if not ds.is_labeled(image_id):
-        return img, None, full, f
-    try:
-        raw, mode = ds.raw_mask(image_id)
-    except ReadError:
-        return None, None, None, 1
-    if raw.shape[:2] != full:
-        return None, None, None, 1
-    return img, ds.decoder.decode(raw, mode)[0], full, f
-
-
 def thumbnail_pair(image: np.ndarray, mask: np.ndarray | None, size: int = 192) -> tuple[np.ndarray, np.ndarray | None]:
     """Scale an image and its mask so the longer side is about ``size`` pixels.
 
     Large images shrink with area averaging (image) and nearest neighbour (mask: ids must
-    stay ids; it may be larger than a reduced image, see :func:`load_pair_reduced`); small ones
+    stay ids; it may be larger than a reduced image, see ``SegDataset.load_pair_reduced``); small ones
     grow by a whole factor with nearest neighbour, so that the browser does not blur the class
     borders of a 64x128 crop. Returns the same dtypes and layouts.
     """
@@ -263,7 +183,7 @@ def thumbnail(ds, image_id: str, view: View, size: int = 192) -> tuple[bytes, st
     decode (a JPEG at 1/8 of its size) and one resize, not a full-size blend. An image that
     cannot be read becomes a grey tile.
     """
-    image, mask, _, _ = load_pair_reduced(ds, image_id, longer=size)
+    image, mask, _, _ = ds.load_pair_reduced(image_id, longer=size)
     if image is None:
         image, mask = np.full((size // 2, size // 2), 128, np.uint8), None
     image, mask = thumbnail_pair(image, mask, size)
