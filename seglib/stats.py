@@ -120,6 +120,7 @@ class DatasetStats:
             "unknown_pixels": self.unknown_pixels,
             "sizes": self.size_histogram().to_dict("records"),
             "problems": [p.to_dict() for p in problems],
+            "corrected_masks": dataset.corrected_ids if dataset is not None else [],
         }
 
 
@@ -280,6 +281,26 @@ def _compute(ds: SegDataset, progress: Progress | None) -> DatasetStats:
     return DatasetStats(ids, labeled, counts, inten, shape, class_map, problems)
 
 
+def _compute_corrected(ds: SegDataset, progress: Progress | None, use_cache: bool, cache_root) -> DatasetStats:
+    """Statistics of a corrected view: the files' statistics (cached: computed once), with the
+    rows of the corrected images measured again, so a correction costs one image, not a pass."""
+    files = compute_stats(ds.original(), use_cache, progress, cache_root)
+    ids, counts, labeled = list(files.ids), files.counts.copy(), files.labeled.copy()
+    row = {image_id: k for k, image_id in enumerate(ids)}
+    problems = [p for p in files.problems if not (p.image_id in ds.corrections.versions and p.code == "unknown_class")]
+    for image_id in ds.corrected_ids:
+        if image_id not in row:
+            continue  # left out by a problem with its image
+        _, c, _, _, probs, _ = _one(ds, image_id)
+        problems += probs
+        if c is not None:
+            counts[row[image_id]], labeled[row[image_id]] = c, True
+    class_map = files.class_map
+    if class_map.inferred and ds.encoding in ("index", "palette", "binary"):
+        class_map = class_map.extended(np.flatnonzero(counts[labeled].sum(0)[:UNKNOWN_INDEX]).tolist())
+    return DatasetStats(ids, labeled, counts, files.intensity, files.shape, class_map, problems)
+
+
 def _learn_colours(class_map: ClassMap, ids, counts, unknown: dict, problems: list[Problem]):
     """An inferred colour map was made from a sample of masks: colours that only other masks
     use become classes too (ids after the sample's, by pixel count), their pixels counted
@@ -355,7 +376,7 @@ def compute_stats(ds: SegDataset, use_cache: bool = True, progress: Progress | N
                           [Problem(**p) for p in meta["problems"]], from_cache=True)
         stats.class_map.inferred = meta["inferred"]
     else:
-        stats = _compute(ds, progress)
+        stats = _compute_corrected(ds, progress, use_cache, cache_root) if ds.corrected_ids else _compute(ds, progress)
         used = np.flatnonzero(stats.counts.any(0))  # a handful of the 256 id columns: store only those
         cache.save("stats", key, {"labeled": stats.labeled, "counts": stats.counts[:, used],
                                   "intensity": stats.intensity, "shape": stats.shape},

@@ -15,7 +15,9 @@ import streamlit as st
 from seglib import paths
 from seglib.data import DatasetError, SegDataset, open_dataset
 from seglib.data.demo import write_demo
-from seglib.review import ReviewStore, default_url
+from seglib.review import ReviewStore, dataset_key, default_url
+from seglib.review.corrections import apply_corrections
+from seglib.review.versions import MaskVersions
 from seglib.stats import DatasetStats, compute_stats
 
 from . import roots, state
@@ -160,9 +162,40 @@ def _open_and_measure(path: str, progress) -> Loaded:
     return Loaded(path, ds, stats, ds.fingerprint())
 
 
-def _load(path: str, reload: int) -> Loaded:
+def _load_files(path: str, reload: int) -> Loaded:
     return background_pass(_datasets(), (path, reload), lambda progress: _open_and_measure(path, progress),
                            "Reading the images for the statistics")
+
+
+@st.cache_resource(show_spinner=False)
+def _corrected() -> Memo:
+    """Corrected views of the loaded datasets, by their corrections: a save adds one."""
+    return Memo(8)
+
+
+def _with_corrections(files: Loaded, latest: dict[str, int]) -> Loaded:
+    """The loaded dataset with its latest corrected masks laid over the files. The statistics
+    measure the corrected images again and take the rest from the files' (one image per save)."""
+    ds = apply_corrections(files.ds, review_store(), latest)
+    return Loaded(files.path, ds, compute_stats(ds), ds.fingerprint())
+
+
+def _load(path: str, reload: int) -> Loaded:
+    """The dataset at ``path`` as the app shows it: with its corrections unless the sidebar's
+    "Original masks" is on. The corrections are looked up on every run (one small query), so a
+    mask saved in another tab or by the CLI shows on the next click."""
+    files = _load_files(path, reload)
+    if st.session_state.get(state.ORIGINAL_MASKS) or not files.ds.all_ids:
+        return files
+    latest = {i: n for i, n in MaskVersions(review_store()).latest(dataset_key(files.ds)).items() if i in files.ds}
+    if not latest:
+        return files
+    key = (path, reload, tuple(sorted(latest.items())))
+    found, loaded = _corrected().get(key)
+    if not found:
+        loaded = _with_corrections(files, latest)
+        _corrected().put(key, loaded)
+    return loaded
 
 
 @st.cache_resource(show_spinner=False)

@@ -65,8 +65,14 @@ def dataset_picker() -> None:
         if loaded is None:
             return
         ds = loaded.ds
+        fixed = len(ds.corrected_ids)
         st.caption(f"**{ds.name}** · {len(ds):,} images · {len(ds.labeled_ids):,} labeled · "
-                   f"{len(ds.class_map)} classes · {ds.kind}, {ds.encoding} masks")
+                   f"{len(ds.class_map)} classes · {ds.kind}, {ds.encoding} masks"
+                   + (f" · {fixed:,} corrected mask{'s' * (fixed != 1)}" if fixed else ""))
+        st.toggle("Original masks", key=state.ORIGINAL_MASKS,
+                  help="Show and use the dataset files' masks instead of the corrected ones saved on the Label "
+                       "page (the files are never changed; training and the CLI use the corrected ones too, "
+                       "unless told `--original-masks`).")
         report = ds.report
         if report:
             errors = sum(p.excluded for p in report.problems)

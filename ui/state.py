@@ -5,8 +5,9 @@ import streamlit as st
 
 DATASET = "dataset_path"          # str: the dataset the app shows ("" = the demo)
 RELOAD = "dataset_reload"         # int: bumped by "Rescan" to drop the cached dataset
+ORIGINAL_MASKS = "original_masks"  # bool: show the files' masks, not the corrected ones
 
-DEFAULTS = {DATASET: "", RELOAD: 0}
+DEFAULTS = {DATASET: "", RELOAD: 0, ORIGINAL_MASKS: False}
 
 
 def init() -> None:

@@ -51,12 +51,20 @@ def print_json(doc) -> None:
     sys.stdout.write(json.dumps(finite(doc), indent=2, default=str, allow_nan=False) + "\n")
 
 
-def open_or_fail(path: str):
+def add_original_masks(p) -> None:
+    p.add_argument("--original-masks", action="store_true",
+                   help="read the dataset files' masks, ignoring the corrected ones saved in the review store")
+
+
+def open_or_fail(path: str, original_masks: bool = False, store=None):
+    """The dataset at ``path`` with its corrected masks (from ``store``, default the review
+    store), or its files' masks only when ``original_masks``; one line and exit 1 if it cannot open."""
     from ..data import DatasetError, open_dataset
+    from ..review.corrections import apply_corrections
     try:
         ds = open_dataset(path)
     except DatasetError as e:
         raise CliError(str(e)) from None
     if len(ds) == 0:
         raise CliError(ds.empty_reason())
-    return ds
+    return ds if original_masks else apply_corrections(ds, store)

@@ -1,7 +1,7 @@
 """Dataset commands: demo-data, stats."""
 from __future__ import annotations
 
-from .common import CliError, add_command, open_or_fail, print_json, progress_bar
+from .common import CliError, add_command, add_original_masks, open_or_fail, print_json, progress_bar
 
 
 # --- demo-data -------------------------------------------------------------------------
@@ -33,18 +33,21 @@ def _stats_args(p):
     p.add_argument("dataset", help="a folder of images and masks, or an .npz file")
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-cache", action="store_true", help="recompute even if cached")
+    add_original_masks(p)
 
 
 def cmd_stats(args) -> int:
     from ..stats import compute_stats
-    ds = open_or_fail(args.dataset)
+    ds = open_or_fail(args.dataset, args.original_masks)
     stats = compute_stats(ds, use_cache=not args.no_cache, progress=progress_bar("stats"))
     doc = stats.to_json(ds)
     if args.json:
         print_json(doc)
         return 0
+    fixed = len(ds.corrected_ids)
     print(f"{ds.source}: {doc['n_images']} images, {doc['n_labeled']} labeled, {len(ds.class_map)} classes "
-          f"({ds.kind}, {ds.encoding} masks)")
+          f"({ds.kind}, {ds.encoding} masks" + (f"; {fixed} corrected masks from the review store" if fixed else "")
+          + ")")
     print(f"{'id':>3}  {'class':<20} {'pixels':>12} {'share':>8} {'images':>7}")
     for c in doc["classes"]:
         tag = "  (ignored)" if c["ignore"] else ""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import CliError, add_command, open_or_fail, print_json, progress_bar
+from .common import CliError, add_command, add_original_masks, open_or_fail, print_json, progress_bar
 
 
 def _args(p):
@@ -16,6 +16,7 @@ def _args(p):
                    help="pixel correlation a near-duplicate pair needs, 0.9..1 (default 0.99); lower finds more")
     p.add_argument("--limit", type=int, default=50, help="rows in the table (not --json); 0 = all (default 50)")
     p.add_argument("--no-cache", action="store_true", help="recompute even if cached")
+    add_original_masks(p)
 
 
 def _table(flags, limit: int) -> None:
@@ -43,7 +44,7 @@ def cmd_outliers(args) -> int:
         if not MIN_NEAR_CORR <= args.near_threshold <= 1:
             raise CliError(f"--near-threshold {args.near_threshold} is outside {MIN_NEAR_CORR}..1")
         options["near_duplicate"] = {"min_corr": args.near_threshold}
-    ds = open_or_fail(args.dataset)
+    ds = open_or_fail(args.dataset, args.original_masks)
     stats = compute_stats(ds, use_cache=not args.no_cache, progress=progress_bar("stats"))
     if not stats.ids:  # every image unreadable: "nothing flagged" would read as "all fine"
         raise CliError(ds.empty_reason())

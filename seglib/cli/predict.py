@@ -13,7 +13,7 @@ import math
 import sys
 from pathlib import Path
 
-from .common import CliError, add_command, open_or_fail, print_json, progress_bar
+from .common import CliError, add_command, add_original_masks, open_or_fail, print_json, progress_bar
 
 ENSEMBLES = ("mean", "weighted", "vote")
 
@@ -37,6 +37,7 @@ def _common_args(p, splits: tuple[str, ...], default_split: str, split_help: str
                         "0: whole images")
     p.add_argument("--no-cache", action="store_true", help="predict again even if cached")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_original_masks(p)
 
 
 def _evaluate_args(p) -> None:
@@ -66,7 +67,7 @@ def _setup(args, default_ensemble: str | None = None):
 
     if args.tile is not None and args.tile != 0 and args.tile < 32:
         raise CliError(f"--tile {args.tile}: a window of at least 32 pixels (0: whole images)")
-    ds = open_or_fail(args.data)
+    ds = open_or_fail(args.data, args.original_masks)
     layout = dataset_layout(ds)
     members, problems = open_members(args.checkpoint, layout, args.which, source=args.data)
     if not members:
@@ -103,8 +104,10 @@ def _setup(args, default_ensemble: str | None = None):
         ids = shared_val_ids(members, ds)
         if not ids:
             raise CliError(f"the runs share no labeled validation images in {args.data}")
-        trained_on = {m.config.resolved.get("dataset_fingerprint") for m in members}
-        if trained_on != {ds.fingerprint()}:
+        # The files decide (a run trained before or after a correction has the same split).
+        trained_on = {m.config.resolved.get("files_fingerprint") or m.config.resolved.get("dataset_fingerprint")
+                      for m in members}
+        if not trained_on <= {ds.fingerprint(), ds.files_fingerprint()}:
             _warn(f"{args.data} is not the file the runs were trained on (or it changed since): "
                   "their validation split is taken by image id")
     elif args.split == "test":

@@ -58,6 +58,8 @@ def _train_args(p):
     p.add_argument("--split", help='a JSON file {"train": [ids], "val": [ids]} instead of a stratified split')
     p.add_argument("--include-excluded", action="store_true",
                    help="also train on images marked 'exclude' in the review store")
+    p.add_argument("--original-masks", action="store_true",
+                   help="train on the dataset files' masks, ignoring the corrected ones saved in the review store")
     p.add_argument("--max-steps-per-epoch", type=int)
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps (default auto)")
     p.add_argument("--amp", help="auto | off | bf16 | fp16 (default auto: on for CUDA)")
@@ -109,7 +111,8 @@ def config_from_args(args):
             given["train_ids"], given["val_ids"] = list(split["train"]), list(split["val"])
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise CliError(f"--split {args.split}: expected {{\"train\": [...], \"val\": [...]}} ({e})") from None
-    return TrainConfig(data=args.dataset, leave_out_excluded=not args.include_excluded, **given)
+    return TrainConfig(data=args.dataset, leave_out_excluded=not args.include_excluded,
+                       original_masks=args.original_masks, **given)
 
 
 def cmd_train(args) -> int:

@@ -5,6 +5,10 @@ The formats implement it in :mod:`.folder` and :mod:`.npz`; :func:`seglib.data.o
 >>> ds.image(ds.ids[0]).shape, ds.mask(ds.ids[0]).dtype
 ((64, 128), dtype('uint8'))
 
+Corrected masks (the review store's mask versions, :mod:`seglib.review.corrections`) are laid
+over the files' by :meth:`SegDataset.with_corrections`: the view reads them wherever it reads a
+mask, and its fingerprint changes with them. The files are never written.
+
 Opening is structural and cheap (no pixel is read for folders beyond a small sample used to
 recognise the mask encoding). Reading every pixel happens once, in ``seglib.stats``, which
 finds the pixel-level problems (unreadable files, size mismatches, unknown colours) and hands
@@ -13,13 +17,16 @@ them back through :meth:`SegDataset.record_problems`.
 from __future__ import annotations
 
 import abc
+import copy
 import hashlib
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from .classmap import ClassMap
-from .io import MaskDecoder, ReadError, describe_unknown
+from .io import IDS_MODE, MaskDecoder, ReadError, describe_unknown
 from .report import Problem, Report
 
 CLASS_MAP_FILE = "classes.json"
@@ -43,6 +50,7 @@ class SegDataset(abc.ABC):
         self._labeled: dict[str, bool] = {}
         self._decoder: MaskDecoder | None = None
         self.class_map_file: str | None = None  # the class file in use, named by problems about it
+        self._overlay: MaskOverlay | None = None
 
     # --- what is in it ------------------------------------------------------------------
     @property
@@ -81,6 +89,34 @@ class SegDataset(abc.ABC):
         example = f"; first: {first.file}: {first.problem}" if first else ""
         return f"{self.source}: none of its {len(self._labeled):,} images can be used{example}"
 
+    @property
+    def corrected_ids(self) -> list[str]:
+        """Images whose mask is a stored correction (or a new label) in this view."""
+        return list(self._overlay.versions) if self._overlay is not None else []
+
+    @property
+    def corrections(self) -> MaskOverlay | None:
+        return self._overlay
+
+    def with_corrections(self, overlay: MaskOverlay | None) -> SegDataset:
+        """A view of this dataset that reads ``overlay``'s masks instead of the files' for the
+        images it holds (an unlabeled image in it becomes labeled). Shares everything else with
+        this dataset; ``None`` or an empty overlay gives the files' view."""
+        view = copy.copy(self)
+        base = self._overlay.file_labeled if self._overlay is not None else self._labeled
+        view._overlay = overlay if overlay is not None and overlay.versions else None
+        view._labeled = dict(base)
+        if view._overlay is not None:
+            view._overlay.file_labeled = base
+            for image_id in view._overlay.versions:
+                if image_id in view._labeled:
+                    view._labeled[image_id] = True
+        return view
+
+    def original(self) -> SegDataset:
+        """This dataset as its files have it (no corrections)."""
+        return self if self._overlay is None else self.with_corrections(None)
+
     def is_labeled(self, image_id: str) -> bool:
         return self._labeled[image_id]
 
@@ -109,11 +145,17 @@ class SegDataset(abc.ABC):
 
     @abc.abstractmethod
     def raw_mask(self, image_id: str) -> tuple[np.ndarray, str]:
-        """Mask pixels as stored and the PIL-like mode ("L", "P" or "RGB")."""
+        """The file's mask pixels as stored and the PIL-like mode ("L", "P" or "RGB")."""
 
     def raw_mask_palette(self, image_id: str) -> tuple[np.ndarray, str, list | None]:
         """Like :meth:`raw_mask`, with the palette of a palette PNG (None otherwise), so that a
-        colour-coded dataset can read it by its colours."""
+        colour-coded dataset can read it by its colours. A corrected mask comes as class ids
+        (mode ``IDS_MODE``)."""
+        if self._overlay is not None and image_id in self._overlay.versions:
+            return self._overlay.mask(image_id), IDS_MODE, None
+        return self._file_mask_palette(image_id)
+
+    def _file_mask_palette(self, image_id: str) -> tuple[np.ndarray, str, list | None]:
         raw, mode = self.raw_mask(image_id)
         return raw, mode, None
 
@@ -123,6 +165,13 @@ class SegDataset(abc.ABC):
             return None
         raw, mode, palette = self.raw_mask_palette(image_id)
         return self.decoder.decode(raw, mode, palette)[0]
+
+    def original_mask(self, image_id: str) -> np.ndarray | None:
+        """The mask as the dataset's file has it (None if the file has none), corrections aside."""
+        labeled = self._overlay.file_labeled if self._overlay is not None else self._labeled
+        if not labeled[image_id]:
+            return None
+        return self.decoder.decode(*self._file_mask_palette(image_id))[0]
 
     def _read_pair(self, image_id: str, read_image=None):
         """(image, (raw mask, mode, palette) or None, problems); image None when the pair is left out.
@@ -216,10 +265,45 @@ class SegDataset(abc.ABC):
         """Keep the encoding and class map for the next open (folders cache them; others need not)."""
         return None
 
-    @abc.abstractmethod
     def fingerprint(self) -> str:
+        """Changes whenever any file of the dataset changes (path, size, mtime), or the
+        corrections laid over it do."""
+        files = self.files_fingerprint()
+        return files if self._overlay is None else digest([files, "corrections", self._overlay.signature])
+
+    @abc.abstractmethod
+    def files_fingerprint(self) -> str:
         """Changes whenever any file of the dataset changes (path, size, mtime)."""
         ...
+
+
+class MaskOverlay:
+    """Masks that replace the files' for some images: ``versions`` maps image id to the version
+    number laid over it, ``load(image_id)`` reads that version's class ids (uint8 (H, W)). The
+    last few masks read are kept (a page draws the same image several times). Thread-safe."""
+
+    keep = 32
+
+    def __init__(self, versions: dict[str, int], load, signature: str | None = None):
+        self.versions = dict(versions)
+        self._load = load
+        self.signature = signature or digest(f"{i}:{n}" for i, n in sorted(self.versions.items()))
+        self.file_labeled: dict[str, bool] = {}  # filled by SegDataset.with_corrections
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def mask(self, image_id: str) -> np.ndarray:
+        with self._lock:
+            if image_id in self._cache:
+                self._cache.move_to_end(image_id)
+                return self._cache[image_id]
+        mask = self._load(image_id)
+        mask.setflags(write=False)  # shared by every reader
+        with self._lock:
+            self._cache[image_id] = mask
+            while len(self._cache) > self.keep:
+                self._cache.popitem(last=False)
+        return mask
 
 
 def npz_image_id(index: int, n: int) -> str:

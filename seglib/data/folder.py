@@ -259,10 +259,10 @@ class FolderDataset(SegDataset):
             return palette_colours(palette)[raw], "RGB"  # a colour-coded dataset reads it by colour
         return raw, mode
 
-    def raw_mask_palette(self, image_id: str) -> tuple[np.ndarray, str, list | None]:
+    def _file_mask_palette(self, image_id: str) -> tuple[np.ndarray, str, list | None]:
         return read_mask_file(self.samples[image_id].mask_path)
 
-    def fingerprint(self) -> str:
+    def files_fingerprint(self) -> str:
         root = self.source
         parts = [self.kind, file_state(self.class_map_path)]
         parts += [file_state(root / n) for n in CLASS_FILE_NAMES if root / n != self.class_map_path]
@@ -301,7 +301,7 @@ class FolderDataset(SegDataset):
         return given
 
     def _classes_key(self) -> str:
-        return f"{self.fingerprint()}-v{CLASSES_CACHE_VERSION}"
+        return f"{self.files_fingerprint()}-v{CLASSES_CACHE_VERSION}"
 
     def _init_classes(self) -> None:
         """Recognise the mask encoding from a sample and set up the class map (both cached)."""

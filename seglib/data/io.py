@@ -169,6 +169,9 @@ def read_mask_file(path: str | Path) -> tuple[np.ndarray, str, list | None]:
     return a, "L", None
 
 
+# The mode of a mask that holds class ids already (a stored correction): decoded as it is.
+IDS_MODE = "ids"
+
 _BINARY_KNOWN = np.zeros(256, bool)
 _BINARY_KNOWN[:2] = True
 # Value v of a single-channel mask read as the colour (v, v, v) (grey masks of a colour-coded dataset).
@@ -289,7 +292,10 @@ class MaskDecoder:
         """Returns (mask uint8 (..., H, W), {unknown value or '#RRGGBB': pixel count}).
 
         ``raw`` is (H, W) or a batch (B, H, W) of values, or (H, W, 3) colours with mode "RGB";
-        ``palette`` is the palette of a mode "P" mask (needed to read it by colour)."""
+        ``palette`` is the palette of a mode "P" mask (needed to read it by colour); mode
+        ``IDS_MODE`` holds class ids already (checked when it was stored)."""
+        if mode == IDS_MODE:
+            return np.array(raw, np.uint8), {}  # a copy: the stored one is shared
         if mode == "RGB":
             return self._decode_rgb(raw)
         colours = self._value_colours(raw, mode, palette)
@@ -332,6 +338,8 @@ class MaskDecoder:
         """(pixels per class id (256,) int64 with column UNKNOWN_INDEX = unknown, unknown dict as
         :meth:`decode` gives): the same numbers as ``bincount(decode(...)[0])``, from a bincount
         of the raw values where that is enough (no per-pixel lookup)."""
+        if mode == IDS_MODE:
+            return np.bincount(raw.ravel(), minlength=256).astype(np.int64), {}
         if mode == "RGB":
             keys = pack_rgb(raw).ravel()
             runs = _runs(keys)

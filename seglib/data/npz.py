@@ -150,13 +150,14 @@ class NpzDataset(SegDataset):
             m = m.astype(np.int64)
         return m, "L"
 
-    def fingerprint(self) -> str:
+    def files_fingerprint(self) -> str:
         return digest([self.kind, file_state(self.source), file_state(self.source.with_suffix(".classes.json")),
                         file_state(self.source.parent / CLASS_MAP_FILE)])
 
     # Fast paths for whole-array statistics.
     def labeled_arrays(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """(images, raw masks) of the labeled split as stored, or None."""
-        if self._lab_imgs is None:
+        """(images, raw masks) of the labeled split as stored, or None (also when corrected masks
+        replace some of them: the per-image paths read those)."""
+        if self._lab_imgs is None or self.corrected_ids:
             return None
         return self._lab_imgs, self._masks

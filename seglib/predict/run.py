@@ -5,9 +5,12 @@
 >>> pred.columns["mean ensemble"].mask("00012")
 
 Every column (a model or an ensemble) is cached on its own under a key made of the weights'
-identities (path, size, mtime of each weights file), the dataset fingerprint, the image ids, TTA
-and the ensemble's kind and weights. Reopening is a disk read; retraining a run rewrites its
-weights, so its columns and every ensemble it joins are computed again, the others are not.
+identities (path, size, mtime of each weights file), the dataset files' fingerprint, the image
+ids, TTA and the ensemble's kind and weights. Reopening is a disk read; retraining a run rewrites
+its weights, so its columns and every ensemble it joins are computed again, the others are not.
+A corrected mask (seglib.review.corrections) changes one image's scores: the entry records the
+mask version of each corrected image it scored, and only images whose version changed since are
+predicted and scored again.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from .infer import Batch, forward_probs, iter_batches, keep_known
 from .members import Layout, Member, dataset_layout
 from .prob_cache import PROBS
 
-PREDICT_VERSION = 2   # 2: column keys leave the image set out (rows reused across splits)
+PREDICT_VERSION = 3   # 2: column keys leave the image set out (rows reused across splits); 3: files' fingerprint
 NAMESPACE = "predictions"
 Progress = Callable[[int, int], None]
 
@@ -148,9 +151,10 @@ class _ColumnCache:
     stored for other image sets (another split, a subset), so that a change of split predicts
     only the images never predicted before."""
 
-    def __init__(self, column_key: str, ids: list[str], use: bool):
+    def __init__(self, column_key: str, ids: list[str], use: bool, masks: dict[str, int] | None = None):
         self.column_key, self.use = column_key, use
-        self.key = digest(column_key, ids)
+        self.masks = dict(masks or {})   # image id -> the corrected mask version it is scored against
+        self.key = digest(column_key, ids, sorted(self.masks.items()))
         self.exact: Column | None = None
         self.rows: dict[str, Column] = {}        # image id -> a cached column holding it
         if not use:
@@ -168,7 +172,9 @@ class _ColumnCache:
             if other is not None:
                 meta = other.pop("meta")
                 col = Column.from_arrays(other, meta)
-                self.rows.update((i, col) for i in col.ids if i in wanted and i not in self.rows)
+                scored = col.info.get("mask_versions", {})
+                self.rows.update((i, col) for i in col.ids if i in wanted and i not in self.rows
+                                 and scored.get(i, 0) == self.masks.get(i, 0))
 
     def _entries(self) -> list[str]:
         index = cache.load(INDEX, self.column_key)
@@ -177,6 +183,7 @@ class _ColumnCache:
     def save(self, column: Column) -> None:
         if not self.use:
             return
+        column.info["mask_versions"] = {i: n for i, n in self.masks.items() if i in column}
         arrays, meta = column.to_arrays()
         cache.save(NAMESPACE, self.key, arrays, meta)
         entries = [k for k in reversed(self._entries()) if k != self.key][-(INDEX_SIZE - 1):] + [self.key]
@@ -216,10 +223,15 @@ def predict(ds, members: Sequence[Member], ensembles: Sequence[Ensemble] = (), i
                  if e.needs_fit else e for e in ensembles]
     if not crossfit:
         ensembles = [replace(e, crossfit=None) for e in ensembles]
-    base = digest(PREDICT_VERSION, fingerprint, bool(tta), layout.num_classes)
+    # Predictions depend on the images only; scores on the masks too: keyed by the files, with
+    # the corrected masks' versions per image (see the module docstring).
+    overlay = getattr(ds, "corrections", None)
+    files = fingerprint if overlay is None else ds.files_fingerprint()
+    masks = {} if overlay is None else {i: overlay.versions[i] for i in ids if i in overlay.versions}
+    base = digest(PREDICT_VERSION, files, bool(tta), layout.num_classes)
     wanted: list[Member | Ensemble] = [*members, *ensembles]
     plans = member_plans(members, tile)
-    caches = {c.name: _ColumnCache(_column_key(base, c, by_name, plans), ids, use_cache) for c in wanted}
+    caches = {c.name: _ColumnCache(_column_key(base, c, by_name, plans), ids, use_cache, masks) for c in wanted}
     columns = {name: cc.exact for name, cc in caches.items() if cc.exact is not None}
     cached = list(columns)
     missing = [c for c in wanted if c.name not in columns]
@@ -233,7 +245,7 @@ def predict(ds, members: Sequence[Member], ensembles: Sequence[Ensemble] = (), i
         models = {m.name: m.load(device) for m in members if m.name in need} if todo else {}
         builders = {c.name: ColumnBuilder(c.name, layout.num_classes, _info(c, tta, plans)) for c in missing}
         for batch, probs in probs_batches(ds, models, todo, layout, tta, batch_size, device, progress, skipped,
-                                          identities=held_identities(members, fingerprint, tile), plans=plans):
+                                          identities=held_identities(members, files, tile), plans=plans):
             add_batch(builders, ens_map, batch, probs)
         for c in missing:
             if set(ids) <= caches[c.name].rows.keys():

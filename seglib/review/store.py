@@ -52,6 +52,27 @@ events = sa.Table(
     sa.Column("reverts", sa.Integer),  # for undo events: the id of the reverted event
     sa.Index("ix_review_events_dataset_image", "dataset", "image_id", "id"),
 )
+# Corrected masks, one row per saved version (see seglib.review.versions): append-only like the
+# events. ``mask`` holds an index PNG of class ids; NULL means "back to the file's mask".
+# The unique (dataset, image, number) makes a second save of the same version fail, whatever
+# the database, so two tabs cannot both write version n+1.
+mask_versions = sa.Table(
+    "mask_versions", _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset", sa.String(1024), nullable=False),
+    sa.Column("image_id", sa.String(1024), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("mask", sa.LargeBinary),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("tool", sa.String(64), nullable=False, default=""),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+    sa.Column("who", sa.String(128), nullable=False, default=""),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("changed_px", sa.Integer),
+    sa.Column("reverts_to", sa.Integer),  # for reverts: the number whose mask this one restores
+    sa.UniqueConstraint("dataset", "image_id", "number", name="uq_mask_versions_number"),
+)
 
 
 def dataset_key(ds) -> str:

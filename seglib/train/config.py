@@ -33,6 +33,7 @@ class TrainConfig:
     train_ids: list[str] | None = None    # given splits override val_fraction
     val_ids: list[str] | None = None
     leave_out_excluded: bool = True       # images marked "exclude" in the review store
+    original_masks: bool = False          # True: the files' masks, not the review store's corrected ones
     aug: str | None = None                # a saved pipeline name or an A.save file; None = no augmentation
     sampler: str = "oversample"           # uniform | oversample | presence (seglib.sampling)
     sampler_classes: list[int] | None = None  # None = the rarest scored class

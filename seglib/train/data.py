@@ -59,6 +59,19 @@ def excluded_in_review(ds) -> list[str]:
         store.close()
 
 
+def _corrected(ds, log):
+    """``ds`` with the review store's corrected masks; the files' masks, said in the log, when
+    the store cannot be read."""
+    from ..review.corrections import apply_corrections
+
+    try:
+        return apply_corrections(ds)
+    except Exception as e:  # a store that cannot be read must not stop training: say what was used
+        log(f"warning: corrected masks not read from the review store ({type(e).__name__}: {e}); "
+            "training on the files' masks")
+        return ds
+
+
 def class_layout(class_map: ClassMap) -> tuple[int, list[int], int | None]:
     """(num_classes, scored ids, background id) of a class map."""
     num_classes = max(class_map.num_classes, 2)  # a one-class map still needs two logits
@@ -89,6 +102,8 @@ def prepare_data(cfg: TrainConfig, log=print) -> TrainData:
     """Open the dataset, compute (cached) statistics, split and weigh. Records decisions in
     ``cfg.resolved`` and, for a first run, fills ``cfg.train_ids`` / ``cfg.val_ids``."""
     ds = open_dataset(cfg.data)
+    if not cfg.original_masks:
+        ds = _corrected(ds, log)
     stats = compute_stats(ds)
     if not ds.ids:  # nothing found, or nothing readable: say which rather than "0 labeled images"
         raise ConfigError(ds.empty_reason())
@@ -127,8 +142,14 @@ def prepare_data(cfg: TrainConfig, log=print) -> TrainData:
     rare = tuple(classes or rarest_classes(stats, 1)) if plan["mode"] == "crop" else ()
     log(f"input: {plan['why']}")
 
+    fixed = sorted(set(ds.corrected_ids) & (set(train_ids) | set(val_ids)))
+    if fixed:
+        log(f"masks: {len(fixed)} corrected masks from the review store "
+            f"({sum(i in set(val_ids) for i in fixed)} of them in validation)")
     cfg.resolved.update({
-        "dataset_fingerprint": ds.fingerprint(), "n_train": len(train_ids), "n_val": len(val_ids),
+        "dataset_fingerprint": ds.fingerprint(), "files_fingerprint": ds.files_fingerprint(),
+        "masks": "original" if cfg.original_masks else "corrected",
+        "corrections": {i: ds.corrections.versions[i] for i in fixed}, "n_train": len(train_ids), "n_val": len(val_ids),
         "excluded_ids": excluded, "sampler_classes": list(classes or []), "in_channels": in_channels,
         "num_classes": num_classes, "class_map": stats.class_map.to_list(), "scored": scored,
         "background": background, "input": {**plan, "rare_classes": list(rare), "rare_share": cfg.rare_crop_share},
