@@ -12,6 +12,9 @@
    either way) and of the Train page, idle and while a job trains, with the app's settings
    (a core spared, the training thread niced), without the nice, and at torch's defaults;
    want at most twice the idle time.
+3. ``--processes N``: a job of N torchrun processes (gloo on the CPU) started by the manager vs
+   the same ``torchrun ... -m seglib train --config`` command run by hand, alternating; ratio
+   manager / by hand, want >= 0.95.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -30,7 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from seglib.data import write_demo  # noqa: E402
-from seglib.train import RunFolder, TrainConfig, train  # noqa: E402
+from seglib.train import RunFolder, TrainConfig, process_jobs, train  # noqa: E402
 from seglib.train.cpu_share import threads_sparing_a_core  # noqa: E402
 from seglib.train.jobs import JobManager  # noqa: E402
 
@@ -157,6 +161,31 @@ def latency(data_dir: Path, tmp: Path, args) -> None:
     jobs.cpu_threads, jobs.nice = app
 
 
+def processes(data: Path, tmp: Path, args) -> None:
+    n, threads = args.processes, max(1, (os.cpu_count() or 1) // args.processes)
+    cfg = config(data, args.epochs, args.steps)
+    print(f"processes: {n} torchrun processes, {threads} thread(s) each, {args.repeats} alternating repeats")
+    by_hand, managed_ = [], []
+    for k in range(args.repeats):
+        for name in ("hand", "manager") if k % 2 == 0 else ("manager", "hand"):
+            if name == "hand":
+                run = RunFolder(tmp / f"hand-{k}")
+                run.path.mkdir(parents=True)
+                run.write_config(cfg.to_dict())
+                env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+                subprocess.run(process_jobs.command(run, cfg, n, resume=False), check=True, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                by_hand.append(train_speed(run.path))
+            else:
+                jobs = JobManager(tmp / f"mgr-{k}", cpu_threads=threads, nice=10)
+                snap = jobs.wait(jobs.submit(cfg, name="managed", processes=n), timeout=3600)
+                assert snap.status == "done", snap.error
+                managed_.append(train_speed(tmp / f"mgr-{k}" / "managed"))
+        print(f"  repeat {k}: by hand {by_hand[-1]:6.1f} img/s | manager {managed_[-1]:6.1f} img/s", flush=True)
+    ratio = statistics.median(x / y for x, y in zip(managed_, by_hand, strict=True))
+    print(f"  ratio manager/by hand = {ratio:.3f} (want >= 0.95)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=600, help="demo images")
@@ -167,6 +196,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="idle/busy rounds per setting")
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--processes", type=int, default=0,
+                    help="only compare an N-process torchrun job from the manager with the command run by hand")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-jobs-"))
     try:
@@ -175,6 +206,9 @@ def main() -> None:
         demo = data_dir / "demo" / "mars_demo.npz"
         write_demo(demo, n=args.n, seed=0, n_test=0)
         print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+        if args.processes > 1:
+            processes(demo, tmp, args)
+            return
         if not args.skip_throughput:
             throughput(demo, tmp, args)
         if not args.skip_latency:

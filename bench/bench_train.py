@@ -3,6 +3,8 @@
     .venv/bin/python bench/bench_train.py                 # 600 demo images, 3 epochs, 3 seeds, CPU
     .venv/bin/python bench/bench_train.py --n 2600 --epochs 8 --device cuda
     .venv/bin/python bench/bench_train.py --defaults      # + default config and a SegFormer on the demo
+    .venv/bin/python bench/bench_train.py --encoder-weights imagenet               # from the Hugging Face cache
+    .venv/bin/python bench/bench_train.py --encoder-weights imagenet --make-cache  # no internet: a cache made here
 
 Prints images/s of both loops and their ratio (engine / bare, want >= 0.95), and the validation
 mIoU of both on the same split, averaged over seeds (want |difference| <= 0.02). The bare loop is what a notebook
@@ -31,10 +33,47 @@ from seglib.train import TrainConfig, train  # noqa: E402
 from seglib.train.distributed import resolve_device  # noqa: E402
 
 
-def bare_loop(ds, train_ids, val_ids, arch, encoder, epochs, batch, lr, device, seed, schedule="none"):
+def make_cache(encoder: str, name: str, cache: Path) -> None:
+    """A Hugging Face cache entry as smp asks for it (repo, revision, config.json, model.safetensors),
+    holding a randomly initialised encoder: throughput does not depend on the values."""
+    from huggingface_hub import constants
+    from safetensors.torch import save_file
+
+    from seglib import pretrained
+
+    src = pretrained.source(encoder, name)
+    net = (__import__("timm").create_model(encoder[3:], pretrained=False) if src.is_timm
+           else smp.encoders.get_encoder(encoder, weights=None))
+    commit = src.revision or "0" * 40
+    snap = cache / ("models--" + src.repo_id.replace("/", "--")) / "snapshots" / commit
+    snap.mkdir(parents=True, exist_ok=True)
+    (snap.parent.parent / "refs").mkdir(exist_ok=True)
+    (snap.parent.parent / "refs" / "main").write_text(commit)
+    save_file({k: v.contiguous().clone() for k, v in net.state_dict().items()}, str(snap / "model.safetensors"))
+    (snap / "config.json").write_text('{"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}')
+    os.environ["HF_HUB_CACHE"] = str(cache)
+    constants.HF_HUB_CACHE = str(cache)
+
+
+def bare_model(arch, encoder, weights):
+    """smp's own pretrained model (from the cache) and the encoder's mean/std for grey input."""
+    if not weights:
+        return smp.create_model(arch, encoder_name=encoder, encoder_weights=None, in_channels=1, classes=5), None
+    from seglib import pretrained
+
+    src = pretrained.require(encoder, weights)
+    name, w, extra = pretrained.smp_arguments(src)
+    norm = pretrained.normalization(encoder, weights, 1)
+    model = smp.create_model(arch, encoder_name=name, encoder_weights=w, in_channels=1, classes=5, **extra)
+    return model, (norm["mean"][0], norm["std"][0])
+
+
+def bare_loop(ds, train_ids, val_ids, arch, encoder, epochs, batch, lr, device, seed, schedule="none", weights=None):
     """Ten lines of PyTorch: the baseline."""
     torch.manual_seed(seed)
-    model = smp.create_model(arch, encoder_name=encoder, encoder_weights=None, in_channels=1, classes=5).to(device)
+    model, norm = bare_model(arch, encoder, weights)
+    model = model.to(device)
+    mean, std = norm or (0.0, 1.0)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     focal = smp.losses.FocalLoss("multiclass", ignore_index=255)
     dice = smp.losses.DiceLoss("multiclass", ignore_index=255)
@@ -48,7 +87,7 @@ def bare_loop(ds, train_ids, val_ids, arch, encoder, epochs, batch, lr, device, 
         model.train()
         t0 = time.perf_counter()
         for x, y in loader:
-            x, y = x.to(device), y.to(device)
+            x, y = (x.to(device) - mean) / std, y.to(device)
             out = model(x)
             loss = focal(out, y) + dice(out, y)
             opt.zero_grad()
@@ -64,13 +103,15 @@ def bare_loop(ds, train_ids, val_ids, arch, encoder, epochs, batch, lr, device, 
     cm = ConfusionMatrix(5)
     with torch.no_grad():
         for x, y in DataLoader(SegTorchDataset(ds, val_ids), batch_size=batch):
-            cm.update(model(x.to(device)).argmax(1), y.to(device))
+            cm.update(model((x.to(device) - mean) / std).argmax(1), y.to(device))
     names = [ds.class_map.name_of(c) for c in range(5)]
     return seen / train_time, scores(cm.numpy(), names)
 
 
-def engine_run(data, train_ids, val_ids, arch, encoder, epochs, batch, lr, device, seed, out, schedule="none"):
+def engine_run(data, train_ids, val_ids, arch, encoder, epochs, batch, lr, device, seed, out, schedule="none",
+               weights=None):
     cfg = TrainConfig(data=str(data), train_ids=train_ids, val_ids=val_ids, arch=arch, encoder=encoder,
+                      encoder_weights=weights,
                       epochs=epochs, batch_size=batch, lr=lr, sampler="uniform", scheduler=schedule, grad_clip=0,
                       patience=0, loss="focal+dice", device=str(device), seed=seed, leave_out_excluded=False)
     result = train(cfg, run_dir=out)
@@ -96,11 +137,16 @@ def main() -> None:
     ap.add_argument("--schedule", choices=["none", "cosine"], default="none",
                     help="learning-rate schedule of both loops (cosine: the last epoch varies less with the seed)")
     ap.add_argument("--defaults", action="store_true", help="also train the default config and a SegFormer")
+    ap.add_argument("--encoder-weights", help="pretrained weights smp lists (imagenet, ...), from the HF cache")
+    ap.add_argument("--make-cache", action="store_true",
+                    help="put random weights into a temporary HF cache under that name first (no internet)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
     os.environ.setdefault("SEGLIB_DATA_DIR", str(tmp / "data"))
+    if args.encoder_weights and args.make_cache:
+        make_cache(args.encoder, args.encoder_weights, tmp / "hf-hub")
     data = tmp / "demo.npz"
     write_demo(data, n=args.n, seed=0, n_test=0)
     ds = open_dataset(data)
@@ -109,18 +155,21 @@ def main() -> None:
     val_ids = sorted(rng.choice(ids, size=len(ids) // 10, replace=False).tolist())
     train_ids = [i for i in ids if i not in set(val_ids)]
     print(f"{args.arch}/{args.encoder}, {len(train_ids)} train / {len(val_ids)} val images 64x128, batch {args.batch}, "
-          f"{args.epochs} epochs, schedule {args.schedule}, {device}, torch {torch.__version__}, "
+          f"{args.epochs} epochs, schedule {args.schedule}, weights {args.encoder_weights or 'random'}, {device}, "
+          f"torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
 
     # Warm up both paths once (first convolutions allocate and pick kernels).
-    bare_loop(ds, train_ids[: args.batch * 2], val_ids[:4], args.arch, args.encoder, 1, args.batch, args.lr, device, 0)
+    bare_loop(ds, train_ids[: args.batch * 2], val_ids[:4], args.arch, args.encoder, 1, args.batch, args.lr, device, 0,
+              weights=args.encoder_weights)
     bare, eng = [], []
     for seed in range(args.seeds):  # short runs vary with the seed: compare means, not one draw
         ips, sc = bare_loop(ds, train_ids, val_ids, args.arch, args.encoder, args.epochs, args.batch, args.lr,
-                            device, seed, args.schedule)
+                            device, seed, args.schedule, args.encoder_weights)
         bare.append((ips, sc["miou"], sc["miou_no_bg"]))
         ips, last, _ = engine_run(data, train_ids, val_ids, args.arch, args.encoder, args.epochs, args.batch,
-                                  args.lr, device, seed, tmp / f"run-engine-{seed}", args.schedule)
+                                  args.lr, device, seed, tmp / f"run-engine-{seed}", args.schedule,
+                                  args.encoder_weights)
         eng.append((ips, last["miou"], last["miou_no_bg"]))
         print(f"seed {seed}: bare {bare[-1][0]:6.1f} img/s mIoU {bare[-1][1]:.4f} | "
               f"engine {eng[-1][0]:6.1f} img/s mIoU {eng[-1][1]:.4f}", flush=True)

@@ -9,13 +9,7 @@ from ui import data, nav
 from ui import dataset_grid as grid
 
 nav.require_entry()
-loaded = data.current()
-if loaded is None:
-    st.stop()
-
-if not loaded.ds.ids:  # images found, but none can be read: Home's report says why
-    st.error(loaded.ds.empty_reason(), icon=":material/image_not_supported:")
-    st.stop()
+loaded = data.with_images()
 table = ui_browse.per_image(loaded)
 states = ui_browse.review_states(loaded)
 

@@ -7,12 +7,7 @@ from ui import review as rv
 from ui import review_queue as rq
 
 nav.require_entry()
-loaded = data.current()
-if loaded is None:
-    st.stop()
-if not loaded.ds.ids:  # images found, but none can be read: Home's report says why
-    st.error(loaded.ds.empty_reason(), icon=":material/image_not_supported:")
-    st.stop()
+loaded = data.with_images()
 ctx = rv.context(loaded)
 
 st.title("Review")

@@ -6,13 +6,8 @@ from ui import augment as ui_aug
 from ui import data, nav
 
 nav.require_entry()
-loaded = data.current()
-if loaded is None:
-    st.stop()
+loaded = data.with_images()
 ds, stats = loaded.ds, loaded.stats
-if not loaded.ds.ids:  # images found, but none can be read: Home's report says why
-    st.error(loaded.ds.empty_reason(), icon=":material/image_not_supported:")
-    st.stop()
 ids = ds.labeled_ids
 if not ids:
     st.warning("This dataset has no labeled images: there is nothing to augment.")

@@ -139,12 +139,36 @@ class SegmentationModel(nn.Module):
     ``net`` is the plain smp model; checkpoints store its state dict, so a run's weights load
     into ``smp.create_model(...)`` as well."""
 
-    def __init__(self, net: nn.Module, spec: ModelSpec):
+    def __init__(self, net: nn.Module, spec: ModelSpec, normalization: dict | None = None):
         super().__init__()
         self.net = net
         self.spec = spec
+        self.set_normalization(normalization)
+
+    def set_normalization(self, normalization: dict | None) -> None:
+        """Inputs in [0, 1] are normalised with ``{"mean": [...], "std": [...]}`` (one value per
+        channel: the pretrained encoder's own preprocessing) before the net sees them; None: as
+        given (random or local weights). Not part of the weights: a run's config records it."""
+        self.normalization = dict(normalization) if normalization else None
+        mean = std = None
+        if normalization:
+            mean = torch.tensor(normalization["mean"], dtype=torch.float32).reshape(1, -1, 1, 1)
+            std = torch.tensor(normalization["std"], dtype=torch.float32).reshape(1, -1, 1, 1)
+            if mean.shape[1] != self.spec.in_channels or std.shape[1] != self.spec.in_channels:
+                raise ModelError(f"normalisation for {mean.shape[1]} channel(s); {self.spec.label} takes "
+                                 f"{self.spec.in_channels}")
+        device = next(self.net.parameters()).device
+        self.register_buffer("_mean", None if mean is None else mean.to(device), persistent=False)
+        self.register_buffer("_std", None if std is None else std.to(device), persistent=False)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` as the encoder expects it (identity without normalisation)."""
+        if self._mean is None:
+            return x
+        return (x - self._mean.to(x.dtype)) / self._std.to(x.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.normalize(x)
         h, w = x.shape[-2:]
         ph, pw = padded_size(self.spec.arch, h, w)
         if (ph, pw) != (h, w):
@@ -155,9 +179,13 @@ class SegmentationModel(nn.Module):
 
 
 def build_model(spec: ModelSpec, encoder_weights: str | Path | None = None) -> SegmentationModel:
-    """Build ``spec`` with random weights (no network), or with encoder weights from a local
-    .safetensors/.pth file. Raises ModelError with the reason."""
+    """Build ``spec`` with random weights, with encoder weights smp lists (``"imagenet"``, ...;
+    from the Hugging Face cache only, see seglib.pretrained) and their normalisation, or with
+    encoder weights from a local .safetensors/.pth file. Never uses the network. Raises
+    ModelError with the reason (weights not in the cache: what to fetch, in one line)."""
     import segmentation_models_pytorch as smp
+
+    from . import pretrained
 
     why = combination_problem(spec.arch, spec.encoder)
     if why:
@@ -165,14 +193,25 @@ def build_model(spec: ModelSpec, encoder_weights: str | Path | None = None) -> S
     if spec.in_channels < 1 or spec.num_classes < 1:
         raise ModelError(f"in_channels ({spec.in_channels}) and num_classes ({spec.num_classes}) must be >= 1")
     kwargs = {"dynamic_img_size": True} if spec.arch == "DPT" else {}
+    name, weights, norm = spec.encoder, None, None
+    hub = not pretrained.is_random(encoder_weights) and not pretrained.is_local_file(encoder_weights)
+    if hub:
+        try:
+            src = pretrained.require(spec.encoder, str(encoder_weights))
+            norm = pretrained.normalization(spec.encoder, src.name, spec.in_channels)
+        except pretrained.WeightsError as e:
+            raise ModelError(str(e)) from None
+        name, weights, extra = pretrained.smp_arguments(src)
+        kwargs.update(extra)
     try:
-        net = smp.create_model(spec.arch, encoder_name=spec.encoder, encoder_weights=None,
+        net = smp.create_model(spec.arch, encoder_name=name, encoder_weights=weights,
                                in_channels=spec.in_channels, classes=spec.num_classes, **kwargs)
-    except (ValueError, KeyError, RuntimeError, TypeError, AssertionError) as e:
-        raise ModelError(f"{spec.label} cannot be built: {str(e).splitlines()[0]}") from None
-    if encoder_weights:
+    except (ValueError, KeyError, RuntimeError, TypeError, AssertionError, OSError) as e:
+        what = f"{spec.label} with {encoder_weights} weights" if hub else spec.label
+        raise ModelError(f"{what} cannot be built: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    if encoder_weights and not hub:
         load_encoder_weights(net.encoder, encoder_weights)
-    return SegmentationModel(net, spec)
+    return SegmentationModel(net, spec, norm)
 
 
 def load_encoder_weights(encoder: nn.Module, path: str | Path) -> dict:

@@ -263,3 +263,75 @@ def test_compare_predicts_and_scores_again_only_the_corrected_image(trained_runs
     seen.clear()
     predict(cr.apply_corrections(ds, store), members, ens, ids, device="cpu", progress=lambda d, t: seen.append((d, t)))
     assert not seen
+
+
+def test_clean_export_writes_corrected_masks_and_new_labels(demo_npz, tmp_path, store):
+    from seglib.review.export import export_clean
+    ds = open_dataset(demo_npz)
+    i, gone = ds.labeled_ids[2], ds.labeled_ids[0]
+    fixed = _painted(ds, i)
+    cr.save_correction(ds, i, fixed, store=store)
+    u = ds.unlabeled_ids[1]
+    new = np.zeros(ds.image(u).shape[:2], np.uint8)
+    new[:8] = 3
+    cr.save_correction(ds, u, new, store=store)
+    view = cr.apply_corrections(ds, store)
+    doc = export_clean(view, tmp_path / "clean.npz", [gone, ds.unlabeled_ids[0]])
+    assert sorted(doc["corrected"]) == sorted([i, u])
+    out = open_dataset(tmp_path / "clean.npz")
+    assert len(out.labeled_ids) == len(ds.labeled_ids)            # one left out, one new label
+    assert len(out.unlabeled_ids) == len(ds.unlabeled_ids) - 2
+    assert np.array_equal(out.mask(ds.labeled_ids[1]), fixed)      # row 2 moved up by the excluded row 0
+    assert np.array_equal(out.mask(out.labeled_ids[-1]), new)
+    assert np.array_equal(out.image(out.labeled_ids[-1]), ds.image(u))
+
+
+def test_clean_export_of_a_colour_folder_writes_colours(tmp_path, store):
+    from seglib.review.export import export_clean
+    root = tmp_path / "colour"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    colours = np.array([(0, 0, 0), (255, 0, 0), (0, 255, 0)], np.uint8)
+    for k in range(4):
+        Image.fromarray(np.full((20, 30, 3), 40 * k, np.uint8)).save(root / "images" / f"a{k}.png")
+        ids = np.zeros((20, 30), np.uint8)
+        ids[5:10, k: 20] = 1
+        ids[15:] = 2
+        if k < 3:
+            Image.fromarray(colours[ids]).save(root / "masks" / f"a{k}.png")
+    ds = open_dataset(root)
+    compute_stats(ds)
+    fixed = ds.mask("a0").copy()
+    fixed[:3] = 2
+    cr.save_correction(ds, "a0", fixed, store=store)
+    label = np.ones((20, 30), np.uint8)
+    cr.save_correction(ds, "a3", label, store=store)
+    export_clean(cr.apply_corrections(ds, store), tmp_path / "clean", [])
+    out = open_dataset(tmp_path / "clean")
+    assert out.encoding == "rgb" and out.is_labeled("a3")
+    assert np.array_equal(out.mask("a0"), fixed) and np.array_equal(out.mask("a3"), label)
+    written = np.asarray(Image.open(tmp_path / "clean" / "masks" / "a0.png"))
+    assert written.ndim == 3 and tuple(written[0, 0]) == ds.class_map.by_id(2).rgb
+
+
+def test_detectors_measure_only_the_corrected_masks_again(demo, store, monkeypatch):
+    from seglib.outliers import detect, features
+    stats = compute_stats(demo)
+    base = features.compute_features(demo, list(stats.ids))
+    i = demo.labeled_ids[4]
+    fixed = demo.mask(i).copy()
+    fixed[:, :] = 0                      # a blank label: the empty-mask detector must see it
+    cr.save_correction(demo, i, fixed, store=store)
+    view = cr.apply_corrections(demo, store)
+    read: list[str] = []
+    real = features._measure_one
+    monkeypatch.setattr(features, "_measure_one", lambda ds, image_id: (read.append(image_id), real(ds, image_id))[1])
+    patched = features.compute_features(view, list(stats.ids))
+    assert read == []                    # no image decoded again: the files' features were at hand
+    k = patched.ids.index(i)
+    assert patched.mask_hash[k] != base.mask_hash[k] and patched.n_values[k] == 1
+    others = [r for r in range(len(base.ids)) if r != k]
+    assert np.array_equal(patched.mask_hash[others], base.mask_hash[others])
+    assert np.array_equal(patched.thumb, base.thumb)
+    flags = detect(view, compute_stats(view), use_cache=False)
+    assert i in set(flags["image_id"])

@@ -29,6 +29,7 @@ from seglib.predict import (
 )
 from seglib.predict.members import weights_identity
 from seglib.predict.run import digest
+from seglib.pretrained import describe as describe_weights
 from seglib.train import CheckpointError, RunFolder
 from seglib.viz.compare_plots import column_colors
 
@@ -333,7 +334,8 @@ def summary(ctx: Ctx) -> None:
     best_model = max((cmp.scores(n)["miou"] for n in cmp.model_names), default=float("nan")) if cmp.has_labels else None
     for col, name in zip(cols, cmp.names, strict=False):
         member = next((m for m in ctx.members if m.name == name), None)
-        helptext = member.spec.label if member else _ensemble_help(ctx, name)
+        start = describe_weights(member.config.resolved.get("encoder_weights")) if member else ""
+        helptext = f"{member.spec.label} · started from {start}" if member else _ensemble_help(ctx, name)
         if cmp.has_labels:
             miou = cmp.scores(name)["miou"]
             delta = None if member else f"{miou - best_model:+.3f} vs best run"

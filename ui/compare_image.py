@@ -12,6 +12,7 @@ from seglib import viz
 from seglib.predict import ORDERS, best_cells
 from seglib.viz import maps
 
+from . import nav
 from .compare import COL_A, COL_B, IMAGE, ORDER, Ctx, P, kept, pair
 
 ALPHA, OUTLINE, CLASSES, MAP_KIND = P + "alpha", P + "outline", P + "classes", P + "map_kind"
@@ -118,6 +119,7 @@ def image_section(ctx: Ctx) -> None:
     per_row = min(max(len(tiles), 4), 6)   # the analysis row below shares the tile size
     _rows(tiles, per_row)
     st.html(viz.legend_html(cmap, visible))
+    nav.fix_mask_button(current, key=P + "fix")
     if st.toggle(f"Zoom in on {a} and {b}", help="The pair A and B (and the ground truth) large, side by side; "
                  "zoom into a region to judge boundaries pixel by pixel", **kept(ZOOM_ON, False)):
         _zoomed_pair(ctx, image, truth, current, (a, b), alpha, visible, outline)

@@ -12,7 +12,7 @@ from seglib.predict import label_quality, masks_zip, write_masks
 from seglib.review import dataset_key, flag_detections
 from seglib.viz import maps
 
-from . import progress, roots
+from . import nav, progress, roots
 from .compare import Ctx, P, ask_export_pass, export_column, kept, open_image
 from .data import review_store
 
@@ -93,6 +93,7 @@ def quality_section(ctx: Ctx) -> None:
         col.image(viz.thumbnail_pair(maps.highlight(image, lq.issues(row.image_id)), None, 384)[0], width="stretch")
         col.button(f"{row.image_id} · quality {row.quality:.2f}", key=f"{P}lq_open_{k}", type="tertiary",
                    on_click=open_image, args=(row.image_id,), icon=":material/open_in_new:")
+        nav.fix_mask_button(row.image_id, key=f"{P}lq_fix_{k}", where=col, type="tertiary")
     reason = st.text_input("Reason recorded with the flags", key=LQ_REASON,
                            value=f"label quality ({name}'s validation predictions, cleanlab)")
     b1, b2, _ = st.columns([3, 2, 2])

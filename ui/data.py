@@ -35,6 +35,14 @@ class Loaded:
     ds: SegDataset
     stats: DatasetStats
     fingerprint: str
+    files_fingerprint: str = ""   # the files' alone (no corrections); "" = the same as fingerprint
+
+    def image_key(self, image_id: str) -> str:
+        """What one image's pictures depend on: the files, and its corrected mask's version. A
+        correction changes the key of its image only (thumbnails of the others stay cached)."""
+        overlay = self.ds.corrections
+        version = overlay.versions.get(image_id, 0) if overlay is not None else 0
+        return f"{self.files_fingerprint or self.fingerprint}|{version}"
 
     @cached_property
     def per_image(self) -> pd.DataFrame:
@@ -177,7 +185,7 @@ def _with_corrections(files: Loaded, latest: dict[str, int]) -> Loaded:
     """The loaded dataset with its latest corrected masks laid over the files. The statistics
     measure the corrected images again and take the rest from the files' (one image per save)."""
     ds = apply_corrections(files.ds, review_store(), latest)
-    return Loaded(files.path, ds, compute_stats(ds), ds.fingerprint())
+    return Loaded(files.path, ds, compute_stats(ds), ds.fingerprint(), files.fingerprint)
 
 
 def _load(path: str, reload: int) -> Loaded:
@@ -245,4 +253,16 @@ def current() -> Loaded | None:
     if not loaded.ds.all_ids:  # no image file at all: no page has anything to show (unreadable ones: Home's report)
         st.error(loaded.ds.empty_reason(), icon=":material/folder_off:")
         return None
+    return loaded
+
+
+def with_images() -> Loaded:
+    """The current dataset when it has a readable image; otherwise says why and stops the page
+    (images found but none readable: Home's report says which and why)."""
+    loaded = current()
+    if loaded is None:
+        st.stop()
+    if not loaded.ds.ids:
+        st.error(loaded.ds.empty_reason(), icon=":material/image_not_supported:")
+        st.stop()
     return loaded

@@ -12,6 +12,7 @@ from seglib.review import current_user, dataset_key
 from seglib.viz import View
 
 from . import browse as ui_browse
+from . import nav
 from .data import Loaded, review_store
 
 PAGE = "dataset_page"            # int: 0-based page of the grid
@@ -25,18 +26,19 @@ DETAIL_PX = 1024
 
 
 @st.cache_data(max_entries=5000, show_spinner=False)
-def _thumb(fp: str, image_id: str, view: View, size: int, _ds) -> tuple[bytes, str]:
+def _thumb(key: str, image_id: str, view: View, size: int, _ds) -> tuple[bytes, str]:
     return viz.thumbnail(_ds, image_id, view, size)
 
 
 def thumbnails(loaded: Loaded, ids: list[str], view: View, size: int = THUMB_PX) -> list[tuple[bytes, str]]:
-    """Cached thumbnails keyed by (fingerprint, image id, view, size); misses are drawn in threads
-    (decoding releases the GIL), each thread attached to this script run so the cache is shared."""
-    fp, ctx = ui_browse.fingerprint(loaded), get_script_run_ctx()
+    """Cached thumbnails keyed by (the image's key: files and mask version, image id, view, size);
+    misses are drawn in threads (decoding releases the GIL), each thread attached to this script
+    run so the cache is shared. A saved correction draws its image again, no other."""
+    ctx = get_script_run_ctx()
 
     def one(image_id: str):
         add_script_run_ctx(ctx=ctx)
-        return _thumb(fp, image_id, view, size, loaded.ds)
+        return _thumb(loaded.image_key(image_id), image_id, view, size, loaded.ds)
 
     if len(ids) <= 4:
         return [one(i) for i in ids]
@@ -124,8 +126,11 @@ def detail(loaded: Loaded, ids: list[str]) -> None:
     st.image(view.draw(img, mask, cmap), width="stretch")
     table = ui_browse.per_image(loaded)
     row = table.loc[image_id]
+    overlay = ds.corrections
+    version = overlay.versions.get(image_id) if overlay is not None else None
     st.caption(f"{int(row['height'])}×{int(row['width'])}×{int(row['channels'])} · mean {row['mean']:.1f} · "
-               f"std {row['std']:.1f} · range {row['min']:.0f}–{row['max']:.0f}")
+               f"std {row['std']:.1f} · range {row['min']:.0f}–{row['max']:.0f}"
+               + (f" · mask: **corrected, version {version}** (Label page; the file is unchanged)" if version else ""))
     left, right = st.columns([3, 2])
     with left:
         if mask is None:
@@ -136,6 +141,7 @@ def detail(loaded: Loaded, ids: list[str]) -> None:
                 "pixels": st.column_config.NumberColumn(format="localized")})
     with right:
         _detail_review(store, key, image_id)
+        nav.fix_mask_button(image_id, key="dataset_detail_fix", width="stretch")
         _detail_steps(image_id, ids)
 
 

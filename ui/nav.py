@@ -14,7 +14,7 @@ PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 ICONS = {"home": ":material/home:", "dataset": ":material/grid_view:", "review": ":material/flag:",
          "outliers": ":material/troubleshoot:", "augment": ":material/tune:", "train": ":material/model_training:",
          "training": ":material/model_training:", "compare": ":material/compare:",
-         "predict": ":material/online_prediction:"}
+         "predict": ":material/online_prediction:", "label": ":material/brush:"}
 
 
 def _title(stem: str) -> str:
@@ -50,3 +50,13 @@ def require_entry() -> None:
     if state.DATASET not in st.session_state:  # state.init() in app.py did not run
         st.navigation(pages(), position="hidden")
         st.rerun()
+
+
+LABEL_PAGE = "pages/6_label.py"
+
+
+def fix_mask_button(image_id: str, key: str, where=st, **kwargs) -> None:
+    """"Fix this mask": opens the Label page's editor on ``image_id`` (``?image=ID``)."""
+    if where.button("Fix this mask", key=key, icon=":material/brush:", help="Open it in the mask editor (Label page)",
+                    **kwargs):
+        st.switch_page(LABEL_PAGE, query_params={"image": image_id})

@@ -9,7 +9,7 @@ from seglib import paths, review, viz
 from seglib.review import export
 from seglib.review.store import split_reasons
 
-from . import dataset_grid, roots
+from . import dataset_grid, nav, roots
 from .review import STATE_LABELS, Ctx, say
 
 QUEUE_STATES = "review_queue_states"
@@ -101,6 +101,7 @@ def _show_image(ctx: Ctx, row) -> None:
             st.caption(f"note: {row.note}")
         st.caption(f"by {row.who} · {pd.Timestamp(row['at']):%Y-%m-%d %H:%M} UTC")
         opacity = st.slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key=QUEUE_OPACITY)
+        nav.fix_mask_button(row.image_id, key="review_fix", width="stretch")
     with left:
         problems = [p for p in ctx.ds.report.problems if p.image_id == row.image_id and p.excluded]
         if problems:

@@ -17,7 +17,10 @@ from seglib.train.cpu_share import threads_sparing_a_core
 from seglib.train.data import training_problem
 from seglib.train.inputs import INPUT_MODES, resolve_input
 from seglib.train.jobs import JobError, JobManager
+from seglib.train.process_jobs import processes_available
 
+from . import state
+from . import weights as weights_ui
 from .data import Loaded, review_store
 
 WATCH = "train_watch"              # str: job id whose live curves are shown
@@ -47,7 +50,7 @@ CHOICES = {"arch": ARCHITECTURES, "encoder": ENCODERS, "class_weights": CLASS_WE
            "input_mode": INPUT_MODES}
 INPUT_LABELS = {"auto": "Automatic, from the image sizes", "crop": "Random square crops",
                 "resize": "Resized (longer side)", "full": "Whole images"}
-NOT_REMEMBERED = ("name",)  # a run name names one run
+NOT_REMEMBERED = ("name", "processes")  # a run name names one run; processes: this machine's choice
 
 
 # --- the job manager ------------------------------------------------------------------------
@@ -115,6 +118,7 @@ def form_values(cfg: TrainConfig) -> dict:
     values["manual_weights"] = ", ".join(f"{w:g}" for w in cfg.manual_class_weights)
     values["sampler_classes"] = list(cfg.sampler_classes or [])
     values["aug"] = cfg.aug or NO_AUG
+    values["weights"] = cfg.encoder_weights or weights_ui.RANDOM
     values["name"] = ""
     return values
 
@@ -233,9 +237,12 @@ def build_config(loaded: Loaded) -> TrainConfig:
         if len(manual) != loaded.ds.class_map.num_classes:
             raise ConfigError(f"manual class weights: {len(manual)} given, the dataset has "
                               f"{loaded.ds.class_map.num_classes} class ids")
+    # The masks the pages show are the masks it trains on: corrected, unless the sidebar says otherwise.
     cfg = TrainConfig(data=loaded.path, loss=formula, manual_class_weights=manual,
+                      original_masks=bool(s.get(state.ORIGINAL_MASKS)),
                       sampler_classes=list(s[W + "sampler_classes"]) or None,
-                      aug=None if s[W + "aug"] == NO_AUG else s[W + "aug"], **values)
+                      aug=None if s[W + "aug"] == NO_AUG else s[W + "aug"],
+                      encoder_weights=weights_ui.chosen(W + "weights", s[W + "encoder"]), **values)
     cfg.validate()
     problem = training_problem(loaded.ds, loaded.stats)  # nothing to train on: Start stays disabled, saying why
     if problem:
@@ -259,8 +266,8 @@ def _model_widgets() -> None:
     if st.session_state.get(W + "encoder") not in ok:
         st.session_state[W + "encoder"] = TrainConfig.encoder if TrainConfig.encoder in ok else ok[0]
     st.selectbox("Encoder", ok, key=W + "encoder", format_func=lambda e: f"{e} — {ENCODERS.get(e, '')}",
-                 help="Random initial weights (no download). Only encoders that work with this architecture are "
-                      "offered.")
+                 help="Only encoders that work with this architecture are offered.")
+    weights_ui.weights_widget(W + "weights", st.session_state[W + "encoder"])
     if why:
         with st.expander(f"{len(why)} encoder{'s' if len(why) > 1 else ''} not offered with {arch}",
                          icon=":material/block:"):
@@ -326,6 +333,12 @@ def _data_widgets(loaded: Loaded) -> None:
                     help="Share of the crops centred on a pixel of the rarest class (nnU-Net uses a third)")
     excluded = review_store().counts(dataset_key(loaded.ds)).get("exclude", 0)
     st.checkbox(f"Leave out the {excluded:,} images marked “exclude” on the Review page", key=W + "leave_out_excluded")
+    fixed = len(loaded.ds.corrected_ids)
+    if fixed:
+        st.caption(f":material/brush: Trains on the {fixed:,} masks corrected on the Label page (the sidebar's "
+                   "“Original masks” trains on the files' masks instead).")
+    elif st.session_state.get(state.ORIGINAL_MASKS):
+        st.caption(":material/brush: Trains on the files' masks (“Original masks” is on in the sidebar).")
 
 
 def _optim_widgets() -> None:
@@ -354,6 +367,12 @@ def _machine_widgets() -> None:
     c2.selectbox("Mixed precision", AMP_MODES, key=W + "amp", help="auto: on for CUDA")
     c3.number_input("Loader workers", *RANGES["workers"], key=W + "workers", help="-1 = auto (0 on a CPU)")
     c4.number_input("Seed", *RANGES["seed"], key=W + "seed")
+    most, kind = processes_available()
+    if not isinstance(st.session_state.get(W + "processes"), int) or not 1 <= st.session_state[W + "processes"] <= most:
+        st.session_state[W + "processes"] = 1
+    st.number_input(f"Processes ({kind}s, up to {most})", 1, most, key=W + "processes",
+                    help="More than 1 trains under torchrun --standalone --nproc_per_node=N as a child process "
+                         "(DDP: gloo on CPU, NCCL on CUDA, one GPU per process); the batch size is per process.")
 
 
 def config_form(loaded: Loaded) -> None:
@@ -418,7 +437,8 @@ def _start(loaded: Loaded) -> None:
     try:
         cfg = build_config(loaded)
         mgr = manager()
-        job_id = mgr.submit(cfg, name=st.session_state[W + "name"].strip() or None)
+        job_id = mgr.submit(cfg, name=st.session_state[W + "name"].strip() or None,
+                            processes=int(st.session_state.get(W + "processes") or 1))
     except (ConfigError, LossError, JobError, OSError) as e:
         say("error", f"Not started: {e}")
         return

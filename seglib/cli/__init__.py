@@ -14,10 +14,10 @@ import os
 import sys
 from pathlib import Path
 
-from . import augment, data, outliers, predict, review, train
+from . import augment, data, outliers, predict, review, train, weights
 from .common import CliError
 
-AREAS = (data, outliers, review, augment, train, predict)
+AREAS = (data, outliers, review, augment, train, predict, weights)
 DESCRIPTION = "Review, clean and augment semantic-segmentation datasets; train and compare models."
 
 
@@ -43,3 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # the review store's database down or refusing: its one line, no traceback
+        store = sys.modules.get("seglib.review.store")
+        if store is None or not isinstance(e, store.ReviewStoreError):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 1

@@ -24,7 +24,10 @@ def _train_args(p):
     p.add_argument("--out", required=True, help="run folder to create (or to continue with --resume)")
     p.add_argument("--arch", help=f"architecture (default {d['arch']}; see `seglib models`)")
     p.add_argument("--encoder", help=f"encoder (default {d['encoder']})")
-    p.add_argument("--encoder-weights", help="local .safetensors/.pth weights for the encoder (default: random)")
+    p.add_argument("--encoder-weights", metavar="NAME|FILE",
+                   help="pretrained weights smp lists for the encoder (imagenet, ssl, ...; timm's tags for tu-), "
+                        "from the Hugging Face cache (`seglib weights fetch`), or a local .safetensors/.pth "
+                        "(default: random)")
     p.add_argument("--epochs", type=int, help=f"default {d['epochs']}")
     p.add_argument("--batch-size", type=int, help=f"default {d['batch_size']}")
     p.add_argument("--lr", type=float, help=f"default {d['lr']}")
@@ -66,6 +69,8 @@ def _train_args(p):
     p.add_argument("--workers", type=int, help="DataLoader workers (default -1 = auto)")
     p.add_argument("--seed", type=int)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last weights")
+    p.add_argument("--config", metavar="JSON", help="a whole TrainConfig as JSON (config.json of a run); the other "
+                   "training flags are ignored. The job manager writes it into --out before launching")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help='print {"run", "epochs", "best_epoch", "val"} as JSON')
 
@@ -122,7 +127,8 @@ def cmd_train(args) -> int:
 
     rank = int(os.environ.get("RANK", "0"))
     run = RunFolder(args.out)
-    if not args.resume and run.exists():
+    prepared = bool(args.config) and os.path.realpath(args.config) == os.path.realpath(run.file("config.json"))
+    if not args.resume and run.exists() and not prepared:  # the job manager's folder holds its own config
         raise CliError(f"{args.out}: already holds a run; use --resume to continue it or another --out")
     if args.resume:
         if not run.exists():
@@ -134,9 +140,15 @@ def cmd_train(args) -> int:
             raise CliError(str(e)) from None
         cfg.epochs = args.epochs or cfg.epochs
         cfg.device = args.device or cfg.device
+    elif args.config:
+        cfg = _config_file(args.config)
     else:
         cfg = config_from_args(args)
-    bars = [] if args.quiet or rank != 0 else [ProgressBar()]
+    from ..train.process_jobs import RunFolderWatch
+
+    # a `cancel` file in the run folder stops every rank; progress files for the job manager
+    watch = RunFolderWatch(args.out, rank, progress=os.environ.get("SEGLIB_JOB") == "1")
+    bars = [watch] + ([] if args.quiet or rank != 0 else [ProgressBar()])
     try:
         result = train(cfg, run_dir=args.out, callbacks=bars, resume=args.resume)
     except (ConfigError, ModelError, TrainingError, CheckpointError, DatasetError) as e:
@@ -151,6 +163,16 @@ def cmd_train(args) -> int:
               f"{result['best_epoch']}: mIoU {v.get('miou', float('nan')):.4f} "
               f"(no background {v.get('miou_no_bg', float('nan')):.4f})", file=sys.stderr)
     return 0
+
+
+def _config_file(path: str):
+    from ..train import ConfigError, TrainConfig
+
+    try:
+        with open(path) as f:
+            return TrainConfig.from_dict(json.load(f))
+    except (OSError, ValueError, TypeError, ConfigError) as e:
+        raise CliError(f"--config {path}: not a TrainConfig JSON ({e})") from None
 
 
 def _models_args(p):

@@ -1,10 +1,14 @@
 """Mask editing: the geometry and raster operations behind the Label page's editor, and (from
-:mod:`.regions` and :mod:`.assist`) model-assisted correction.
+:mod:`.regions`, :mod:`.assist` and :mod:`.label_next`) model-assisted correction and labeling.
 
 - :mod:`.raster`: Fabric.js objects drawn on a canvas (the editor's ``streamlit-drawable-canvas``)
   turned into image-space geometry, and the editor's tools applied to a uint8 class-id mask
   exactly: brush and eraser strokes, polygon fill, flood fill, the ignore class. Class ids come
   from the tool, never from the colours the canvas shows.
+- :mod:`.regions`: where a prediction disagrees with a label (connected regions, largest first)
+  and accepting one, or the whole prediction.
+- :mod:`.assist`: one image's prediction by a trained run or an ensemble.
+- :mod:`.label_next`: unlabeled images ranked for labeling.
 
-Pure numpy/OpenCV; nothing here imports streamlit.
+Nothing here imports streamlit.
 """

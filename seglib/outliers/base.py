@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 COLUMNS = ["image_id", "detector", "reason", "score", "group"]
-BLOCK = 1024  # hash rows compared per step: keeps the XOR table at BLOCK x N bytes
+BLOCK = 1024  # hash rows compared per step, at most ...
+XOR_CELLS = 1 << 20  # ... and at most this many pairs per step: an 8 MB uint64 XOR table even for 100,000 hashes
 DETECTORS: dict[str, Callable] = {}
 
 
@@ -87,10 +88,11 @@ def hash_pairs(h: np.ndarray, max_bits: int) -> tuple[np.ndarray, np.ndarray, np
     """Pairs i < j whose uint64 hashes differ in at most ``max_bits`` bits.
 
     h: (N,) uint64. Returns (a, b, bits) int64, int64, uint8 arrays of equal length.
-    Memory stays at BLOCK x N bytes per step."""
+    Memory stays at about XOR_CELLS x 9 bytes per step, whatever N (rows per step shrink as N grows)."""
     a_out, b_out, d_out = [], [], []
-    for s in range(0, len(h), BLOCK):
-        d = np.bitwise_count(h[s : s + BLOCK, None] ^ h[None, s:])  # (B, N - s)
+    block = max(16, min(BLOCK, XOR_CELLS // max(1, len(h))))
+    for s in range(0, len(h), block):
+        d = np.bitwise_count(h[s : s + block, None] ^ h[None, s:])  # (B, N - s)
         i, j = np.nonzero(d <= max_bits)
         keep = j > i  # j is offset by s like i: the upper triangle of this block
         a_out.append(i[keep] + s)

@@ -21,6 +21,7 @@ from .sequences import is_sequence, sequence_label
 HASH_BITS = 12      # phash candidates: at most this many of 64 bits differ (re-exposed copies move a few bits)
 NEAR_CORR = 0.99    # confirmed near copy: alike terrain correlates well below 0.99, a re-exposed copy above
 MIN_NEAR_CORR = 0.9  # the lowest threshold a user may choose: the hash candidates miss pairs much below it
+PAIR_BLOCK = 4096   # candidate pairs correlated at once: 32 MB of gathered thumbnails at most
 MIN_THUMB_STD = 2.0  # thumbnails flatter than this carry no picture to compare (blank images match anything)
 
 # Scores (0..1, higher = look first); they order the review queue across detectors.
@@ -31,9 +32,11 @@ SHARED_FULL = 50    # ... for this many pictures: a mask copied onto many images
 SEQUENCE_SCORE = 0.3  # consecutive frames alike are how video is: worth a look only if copies must not straddle splits
 
 
-def _normalised_thumbs(f: Features) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 1024) float32 zero-mean unit-norm thumbnails and (N,) bool 'has a picture'."""
-    t = f.thumb.reshape(len(f), THUMB * THUMB).astype(np.float32)  # not -1: zero images have no -1
+def _normalised_thumbs(f: Features, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 1024) float32 zero-mean unit-norm thumbnails of ``rows`` (default all) and (n,) bool
+    'has a picture'."""
+    thumbs = f.thumb if rows is None else f.thumb[rows]
+    t = thumbs.reshape(len(thumbs), THUMB * THUMB).astype(np.float32)  # not -1: zero images have no -1
     t -= t.mean(1, keepdims=True)
     std = np.sqrt((t * t).mean(1))
     t /= np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-6)
@@ -43,12 +46,17 @@ def _normalised_thumbs(f: Features) -> tuple[np.ndarray, np.ndarray]:
 def near_candidates(f: Features) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every pair a near copy could be, with its correlation: (a, b, correlation, hash bits)
     for hash candidates that both carry a picture and are not byte-identical. Computed once
-    per Features; thresholds are applied to it (:func:`near_pairs`)."""
+    per Features; thresholds are applied to it (:func:`near_pairs`). Only the thumbnails of
+    images in some candidate pair are normalised (4 KB each): memory follows the pairs, not N."""
     def candidates():
         a, b, bits = hash_pairs(f.phash, HASH_BITS)
-        t, informative = _normalised_thumbs(f)
-        r = np.einsum("ij,ij->i", t[a], t[b]) if len(a) else np.zeros(0, np.float32)
-        ok = informative[a] & informative[b] & (f.img_hash[a] != f.img_hash[b]) & (r >= MIN_NEAR_CORR)
+        rows, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
+        ia, ib = inv[: len(a)], inv[len(a) :]
+        t, informative = _normalised_thumbs(f, rows)
+        r = np.zeros(len(a), np.float32)
+        for s in range(0, len(a), PAIR_BLOCK):  # pairs in blocks: two (block, 1024) float32 gathers at a time
+            r[s : s + PAIR_BLOCK] = np.einsum("ij,ij->i", t[ia[s : s + PAIR_BLOCK]], t[ib[s : s + PAIR_BLOCK]])
+        ok = informative[ia] & informative[ib] & (f.img_hash[a] != f.img_hash[b]) & (r >= MIN_NEAR_CORR)
         return a[ok], b[ok], r[ok], bits[ok]
 
     return f.derived("near_candidates", candidates)

@@ -39,6 +39,7 @@ THUMB = 32          # thumbnail side: hashes, correlations and the label layout 
 CHUNK_PIXELS = 16_000_000  # npz rows measured per vectorised batch: ~16 MB of pixels, 1,950 demo images
 FEATURE_SIDE = 256  # big images are measured on a copy reduced by 2, 4 or 8 whose shorter side stays >= this
 CONFIRM_BITS = 4    # reduced-pixel hashes are confirmed on full pixels for images this close in phash
+CONFIRM_WORKERS = 2  # full-size decodes in flight while confirming: few images, and each full one is big
 PROGRESS_EVERY = 0.1  # seconds between progress calls: smooth for a bar, cheap for 20,000 small images
 WORKERS: int | None = None  # decoding threads (None: twice the CPUs, at most 8); each has 2 images in flight
 Progress = Callable[[int, int], None]
@@ -323,7 +324,7 @@ def _confirm_hashes(ds: SegDataset, ids: list[str], cols: dict, shapes: list, ex
         except Exception:  # changed since: keep the reduced hash, which matches no full one
             return int(cols["img_hash"][k])
 
-    for k, h in zip(rows, bounded_map(full_hash, rows, workers, 2 * workers), strict=True):
+    for k, h in zip(rows, bounded_map(full_hash, rows, CONFIRM_WORKERS, CONFIRM_WORKERS), strict=True):
         cols["img_hash"][k] = h
 
 
@@ -335,6 +336,11 @@ def features_for(ds: SegDataset, stats, progress: Progress | None = None) -> Fea
 def compute_features(ds: SegDataset, ids: list[str], progress: Progress | None = None) -> Features:
     """Measure every image of ``ids`` once; memoised in-process by dataset content and ids."""
     key = f"{ds.fingerprint()}|{len(ids)}|{hashlib.sha1(chr(0).join(ids).encode()).hexdigest()}"
+    if ds.corrected_ids:
+        # The files' features (measured once), with the corrected images' mask measures taken
+        # again: a saved correction costs one mask, not a pass over the dataset.
+        return MEMO.get_or_compute(key, lambda: _with_corrected_masks(compute_features(ds.original(), ids, progress),
+                                                                      ds))
 
     def measure_all() -> Features:
         tick = _Ticker(progress, len(ids))
@@ -346,6 +352,20 @@ def compute_features(ds: SegDataset, ids: list[str], progress: Progress | None =
         return _concat(parts, ids)
 
     return MEMO.get_or_compute(key, measure_all)
+
+
+def _with_corrected_masks(files: Features, ds: SegDataset) -> Features:
+    """A copy of ``files`` whose mask measures of ``ds``'s corrected images are measured anew."""
+    row = {i: k for k, i in enumerate(files.ids)}
+    mask_fields = list(_measure_masks(None, 1))
+    cols = {f: getattr(files, f) for f in _FIELDS}
+    cols.update({f: cols[f].copy() for f in mask_fields})
+    for image_id in ds.corrected_ids:
+        if image_id in row:
+            mask = ds.mask(image_id)
+            for f, v in _measure_masks(mask[None], 1).items():
+                cols[f][row[image_id]] = v[0]
+    return Features(ids=list(files.ids), **cols)
 
 
 def aligned(stats, f: Features, name: str) -> np.ndarray:

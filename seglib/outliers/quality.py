@@ -31,6 +31,7 @@ CLIPPED = 0.5          # half the pixels at the ends of the range: the picture i
 LAYOUT_MIN = 50        # labeled masks needed before "where a class usually is" means anything
 LAYOUT_RARE_P = 0.02   # a pixel is "out of place" if its class covers that spot in under 2% of masks
 LAYOUT_FLAG = 0.08     # ... and this share of the mask is out of place: a few stray pixels are border noise
+LAYOUT_CHUNK = 1024    # masks whose layout is scored at once: 4 MB of int32 slots, whatever the dataset size
 PIECES_Z = 8.0         # piece counts are heavy-tailed in real masks: flag only far out
 
 # Scores (0..1, higher = look first), by how sure each rule is that the image is unusable as it is.
@@ -167,29 +168,44 @@ def _layout_rare(f: Features, lab: np.ndarray, names: dict[int, str]) -> dict[in
 
     The prior P(class | position) is learned on the 32x32 nearest-neighbour masks of all
     labeled images; a dataset without layout (aerial, microscopy) has a flat prior and flags
-    nothing. Returns {row: (share, words)}."""
-    m = f.mask_small[lab].astype(np.int64)
-    if len(m) < LAYOUT_MIN:
+    nothing. Returns {row: (share, words)}. Masks are read LAYOUT_CHUNK at a time (twice: the
+    prior, then each mask's share), so memory is the prior and one chunk's int32 slots, not
+    N full-width copies of the (N, 32, 32) masks."""
+    rows = np.flatnonzero(lab)
+    if len(rows) < LAYOUT_MIN:
         return {}
-    classes = np.unique(m[m != UNKNOWN_INDEX])
-    lut = np.full(256, -1)
-    lut[classes] = np.arange(len(classes))
-    idx = lut[m]  # (n, 32, 32) class position in `classes`, -1 unknown
-    cells = m.shape[1] * m.shape[2]
-    slot = (idx.reshape(len(m), -1) + 1) * cells + np.arange(cells)  # (class + 1, position); 0 = unknown
-    prior = np.bincount(slot.ravel(), minlength=(len(classes) + 1) * cells) / len(m)  # P(class | position)
+    small = f.mask_small
+    chunks = [rows[s : s + LAYOUT_CHUNK] for s in range(0, len(rows), LAYOUT_CHUNK)]
+    seen = np.zeros(256, np.int64)
+    for part in chunks:
+        seen += np.bincount(small[part].ravel(), minlength=256)
+    seen[UNKNOWN_INDEX] = 0
+    classes = np.flatnonzero(seen)
+    lut = np.full(256, -1, np.int32)
+    lut[classes] = np.arange(len(classes), dtype=np.int32)
+    cells = small.shape[1] * small.shape[2]
+    position = np.arange(cells, dtype=np.int32)
+
+    def slots(part: np.ndarray) -> np.ndarray:
+        """(n, cells) int32 (class + 1) * cells + position; class 0 = unknown."""
+        return (lut[small[part].reshape(len(part), cells)] + 1) * cells + position
+
+    counts = np.zeros((len(classes) + 1) * cells, np.int64)
+    for part in chunks:
+        counts += np.bincount(slots(part).ravel(), minlength=len(counts))
+    prior = counts / len(rows)  # P(class | position): (classes + 1) x cells, small
     prior[:cells] = 1.0  # unknown pixels are never "out of place"
-    p = prior[slot].reshape(m.shape)
-    yy = np.mgrid[0 : m.shape[1], 0 : m.shape[2]][0]
-    rare = p < LAYOUT_RARE_P
-    share = rare.mean((1, 2))
+    rare_slot = prior < LAYOUT_RARE_P
+    share = np.concatenate([rare_slot[slots(part)].mean(1) for part in chunks])
     q1, q3 = np.percentile(share, [25, 75])
     cut = max(LAYOUT_FLAG, q3 + 6 * (q3 - q1))
     out = {}
-    rows = np.flatnonzero(lab)
+    yy = np.repeat(np.arange(small.shape[1]), small.shape[2])
     for k in np.flatnonzero(share >= cut):
-        cls = classes[np.bincount(idx[k][rare[k]], minlength=len(classes)).argmax()]
-        ys = yy[rare[k] & (m[k] == cls)].mean() / m.shape[1]
+        m = small[rows[k]].reshape(cells)
+        rare = rare_slot[slots(rows[k : k + 1])[0]]
+        cls = classes[np.bincount(lut[m][rare], minlength=len(classes)).argmax()]
+        ys = yy[rare & (m == cls)].mean() / small.shape[1]
         where = "top" if ys < 1 / 3 else "bottom" if ys > 2 / 3 else "middle"
         out[int(rows[k])] = (float(share[k]), f"{share[k]:.0%} of pixels labeled where their class almost never is in "
                                               f"this dataset (mostly {names.get(int(cls), cls)} in the {where} part)")
@@ -200,9 +216,8 @@ def _label_findings(f: Features, stats) -> dict[int, list[tuple[float, str]]]:
     lab = f.labeled
     n_lab = int(lab.sum())
     names = dict(zip(stats.class_map.ids, stats.class_map.names, strict=True))
-    counts = aligned(stats, f, "counts").copy()
-    counts[:, UNKNOWN_INDEX] = 0
-    present = counts > 0
+    present = aligned(stats, f, "counts") > 0  # (N, 256) bool: no copy of the int64 counts
+    present[:, UNKNOWN_INDEX] = False
     found: dict[int, list[tuple[float, str]]] = {}
     add = lambda k, s, r: found.setdefault(int(k), []).append((s, r))  # noqa: E731
     if n_lab < MIN_FOR_BANDS:

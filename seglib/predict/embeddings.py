@@ -56,6 +56,7 @@ def encoder_embeddings(ds, member: Member, ids: Sequence[str] | None = None, *, 
 
 def _pooled(model, x: torch.Tensor, arch: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(mean, max) over space of the two deepest feature maps of ``x`` (N, C, h, w): (N, D) each."""
+    x = model.normalize(x)  # as SegmentationModel: the pretrained encoder's mean/std, when it has them
     h, w = x.shape[-2:]
     ph, pw = padded_size(arch, h, w)
     if (ph, pw) != (h, w):  # as SegmentationModel pads: encoders want multiples of 32
@@ -101,7 +102,8 @@ def embedding_projection(ds, member: Member, ids: Sequence[str] | None = None, *
     from sklearn.decomposition import PCA
 
     ids = list(ds.ids if ids is None else ids)
-    key = digest(PREDICT_VERSION, "embedding", ds.fingerprint(), ids, member.identity, seed,
+    # The files' fingerprint: embeddings see images only, so a corrected mask keeps the map.
+    key = digest(PREDICT_VERSION, "embedding", ds.files_fingerprint(), ids, member.identity, seed,
                  inference_plan(member.config, tile).key())
     hit = cache.load("embedding_projection", key) if use_cache else None
     if hit is not None:

@@ -108,13 +108,15 @@ def _batch(ids: list[str], pairs, channels: int) -> Batch:
 
 @torch.no_grad()
 def forward_probs(model: torch.nn.Module, images: torch.Tensor, tta: bool = False,
-                  plan: InferencePlan | None = None, window_batch: int = 16) -> torch.Tensor:
-    """float32 (B, K, H, W) softmax probabilities at the images' own size; with ``tta`` the mean
+                  plan: InferencePlan | None = None, window_batch: int = 16,
+                  out_dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(B, K, H, W) softmax probabilities at the images' own size; with ``tta`` the mean
     over the four flips. ``plan`` (default: whole images, tiled beyond the safety limit) says how
     the model sees them: by windows (flipped window by window under ``tta``, ``window_batch``
-    windows per call) or resized."""
+    windows per call) or resized. ``out_dtype`` float16 returns them rounded once, halving the
+    map of a tiled image (blended in float32 band by band, see seglib.tiling.sliding_window)."""
     plan = plan or InferencePlan()
-    return plan.run(lambda x: _probs(model, x, tta), images, window_batch)
+    return plan.run(lambda x: _probs(model, x, tta), images, window_batch, out_dtype)
 
 
 def _probs(model: torch.nn.Module, images: torch.Tensor, tta: bool) -> torch.Tensor:

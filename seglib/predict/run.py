@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .. import cache
-from ..tiling import InferencePlan, inference_plan
+from ..tiling import InferencePlan, inference_plan, reuse_freed_memory
 from .column import Column, ColumnBuilder
 from .ensemble import CrossFit, Ensemble, combine, fit_weights, sample_pixels, summarize, take_pixels
 from .infer import Batch, forward_probs, iter_batches, keep_known
@@ -78,7 +78,7 @@ def shared_val_ids(members: Sequence[Member], ds) -> list[str]:
 def probs_batches(ds, models: dict[str, torch.nn.Module], ids: Sequence[str], layout: Layout, tta: bool,
                   batch_size: int, device: torch.device, progress: Progress | None = None,
                   skipped: list | None = None, labels: bool = True, identities: dict[str, str] | None = None,
-                  plans: dict[str, InferencePlan] | None = None,
+                  plans: dict[str, InferencePlan] | None = None, half: bool = False,
                   ) -> Iterator[tuple[Batch, dict[str, torch.Tensor]]]:
     """(batch with masks on ``device``, {model name: probabilities (B, K, H, W)}) for ``ids``.
 
@@ -87,25 +87,30 @@ def probs_batches(ds, models: dict[str, torch.nn.Module], ids: Sequence[str], la
     time; probabilities always come at each image's own size. Big images come one at a time.
     Probabilities are rounded to float16 and, for models named in ``identities`` (see
     :func:`held_identities`), kept in :data:`PROBS` and taken from it when a recent pass
-    computed them (no forward pass then)."""
+    computed them (no forward pass then). They come as float32, or with ``half`` as the
+    float16 they are held in (half the memory of a big image: reduce them a band at a time,
+    as :func:`add_batch` does). The pass runs inside :func:`seglib.tiling.reuse_freed_memory`."""
     total, done = len(ids), 0
-    for batch in iter_batches(ds, ids, batch_size, layout.in_channels, labels=labels, skipped=skipped):
-        images = batch.images.to(device, non_blocking=True)
-        if batch.masks is not None:
-            batch.masks = keep_known(batch.masks, layout.num_classes).to(device, non_blocking=True)
-        probs = {}
-        for name, model in models.items():
-            identity = (identities or {}).get(name)
-            held = PROBS.get(identity, tta, batch.ids) if identity else None
-            if held is None:
-                held = forward_probs(model, images, tta, (plans or {}).get(name), batch_size).half()
-                if identity:
-                    PROBS.put(identity, tta, batch.ids, held)
-            probs[name] = held.to(device).float()
-        yield batch, probs
-        done += len(batch.ids)
-        if progress is not None:
-            progress(done + (len(skipped) if skipped else 0), total)
+    with reuse_freed_memory():
+        for batch in iter_batches(ds, ids, batch_size, layout.in_channels, labels=labels, skipped=skipped):
+            images = batch.images.to(device, non_blocking=True)
+            if batch.masks is not None:
+                batch.masks = keep_known(batch.masks, layout.num_classes).to(device, non_blocking=True)
+            probs = {}
+            for name, model in models.items():
+                identity = (identities or {}).get(name)
+                held = PROBS.get(identity, tta, batch.ids) if identity else None
+                if held is None:
+                    held = forward_probs(model, images, tta, (plans or {}).get(name), batch_size,
+                                         out_dtype=torch.float16)
+                    if identity:
+                        PROBS.put(identity, tta, batch.ids, held)
+                probs[name] = held.to(device) if half else held.to(device).float()
+            del images
+            yield batch, probs
+            done += len(batch.ids)
+            if progress is not None:
+                progress(done + (len(skipped) if skipped else 0), total)
 
 
 def member_plans(members: Sequence[Member], tile: int | None = None) -> dict[str, InferencePlan]:
@@ -121,16 +126,43 @@ def held_identities(members: Sequence[Member], fingerprint: str, tile: int | Non
     return {m.name: f"{m.identity}|{plans[m.name].key()}|{fingerprint}" for m in members}
 
 
+REDUCE_PIXELS = 1 << 20   # pixels of an image reduced at once: float32 work of a few MB per class
+
+
 def add_batch(builders: dict[str, ColumnBuilder], ensembles: dict[str, Ensemble], batch: Batch,
               probs: dict[str, torch.Tensor]) -> None:
-    """Reduce one batch's probabilities into every column being built (models and ensembles)."""
+    """Reduce one batch's probabilities (float32, or float16 from ``probs_batches(half=True)``)
+    into every column being built (models and ensembles). Each image is reduced in bands of
+    rows (about REDUCE_PIXELS at a time) taken to float32: the labels, confidence and entropy
+    are the same as on the whole map at once (they are per pixel), without a float32 copy of
+    the map or its full-size temporaries."""
+    first = next(iter(probs.values()))
+    b, _, h, w = first.shape
+    # whole images, as many as fit in REDUCE_PIXELS (small ones: the batch at once), else bands of rows
+    per = max(1, REDUCE_PIXELS // max(1, h * w))
+    rows = h if per > 1 or h * w <= REDUCE_PIXELS else max(1, REDUCE_PIXELS // max(1, w))
+    bands = [(i, r) for i in range(0, b, per) for r in range(0, h, rows)]
     for name, builder in builders.items():
         ens = ensembles.get(name)
-        if ens is None:
-            labels, conf, ent = summarize(probs[name])
+        if len(bands) == 1:
+            labels, conf, ent = _reduce(ens, probs, name, batch.ids, (slice(None),))
         else:
-            labels, conf, ent = combine(ens, [probs[m] for m in ens.members], batch.ids)
+            labels = torch.empty(b, h, w, dtype=torch.uint8, device=first.device)
+            conf = torch.empty(b, h, w, device=first.device)
+            ent = torch.empty(b, h, w, device=first.device)
+            for i, r in bands:
+                band = (slice(i, i + per), slice(None), slice(r, r + rows))
+                got = _reduce(ens, probs, name, batch.ids[i : i + per], band)
+                for dst, src in zip((labels, conf, ent), got, strict=True):
+                    dst[i : i + per, r : r + rows] = src
         builder.add(batch.ids, labels, conf, ent, batch.masks)
+
+
+def _reduce(ens: Ensemble | None, probs: dict[str, torch.Tensor], name: str, ids: list[str], band: tuple):
+    """(labels, confidence, entropy) of one band of a batch's probabilities, in float32."""
+    if ens is None:
+        return summarize(probs[name][band].float())
+    return combine(ens, [probs[m][band].float() for m in ens.members], ids)
 
 
 def _column_key(base: str, col: Member | Ensemble, by_name: dict[str, Member], plans: dict[str, InferencePlan]) -> str:
@@ -325,14 +357,14 @@ def _fit(ds, members, ens, ids, tta, device, batch_size, layout, per_image, seed
     row = {image_id: k for k, image_id in enumerate(ids)}
     for batch, probs in probs_batches(ds, models, ids, layout, tta, batch_size, device, progress,
                                       identities=held_identities(members, fingerprint, tile),
-                                      plans=member_plans(members, tile)):
+                                      plans=member_plans(members, tile), half=True):
         if batch.masks is None:
             continue
         picks = sample_pixels(batch.masks.cpu(), per_image, gen, layout.num_classes)
         labels.append(take_pixels(batch.masks.cpu(), picks))
         owner += [np.full(len(p), row[i], np.int64) for i, p in zip(batch.ids, picks, strict=True)]
         for name, p in probs.items():
-            parts[name].append(take_pixels(p.cpu(), picks))
+            parts[name].append(take_pixels(p.cpu(), picks).astype(np.float32))
     if not labels:
         raise ValueError(f"{ens.name}: none of the {len(ids)} images to fit weights on has a mask")
     y = np.concatenate(labels)

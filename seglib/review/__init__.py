@@ -11,7 +11,7 @@ Modules: :mod:`.store` (the store), :mod:`.queue` (selections, detector rows and
 from __future__ import annotations
 
 from .queue import flag_detections, ids_from_selection, queue_index, review_queue, rows_in_groups
-from .store import COLUMNS, STATES, UNDO, ReviewStore, current_user, dataset_key, default_url
+from .store import COLUMNS, STATES, UNDO, ReviewStore, ReviewStoreError, current_user, dataset_key, default_url
 
-__all__ = ["COLUMNS", "STATES", "UNDO", "ReviewStore", "current_user", "dataset_key", "default_url",
+__all__ = ["COLUMNS", "STATES", "UNDO", "ReviewStore", "ReviewStoreError", "current_user", "dataset_key", "default_url",
            "flag_detections", "ids_from_selection", "queue_index", "review_queue", "rows_in_groups"]

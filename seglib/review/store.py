@@ -14,7 +14,9 @@ when; a reverted event no longer counts, and undoing again reverts the one befor
 
 SQLite (the default) runs in WAL mode with a busy timeout, and writes take the lock up front
 (``BEGIN IMMEDIATE``), so several browser tabs, threads and CLI processes can write at once
-without losing a row. Any SQLAlchemy URL works (``postgresql://...`` for a team).
+without losing a row. Any SQLAlchemy URL works (``postgresql+psycopg://...`` for a team: tested
+against a real server in tests/test_postgres.py). A database that cannot be reached raises
+:class:`ReviewStoreError` in one line (the URL without its password).
 """
 from __future__ import annotations
 
@@ -111,6 +113,37 @@ def current_user() -> str:
         return "unknown"
 
 
+class ReviewStoreError(RuntimeError):
+    """The database cannot be reached or refused the operation: one line naming the database
+    (its URL without the password) and the driver's reason. Nothing of the call was written."""
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: say so without echoing it whole
+        return url.split("@")[-1] if "@" in url else url
+
+
+def _one_line_errors(engine: sa.Engine, url: str) -> None:
+    """Database failures (server down or restarted, refused login, locked file) leave the store
+    as a ReviewStoreError in one line instead of a driver traceback. A connection the pool finds
+    dead is replaced first (``pool_pre_ping``), so after a server restart the next call works."""
+    shown = safe_url(url)
+
+    @sa.event.listens_for(engine, "handle_error")
+    def _wrap(ctx):
+        if getattr(ctx, "is_pre_ping", False) or not isinstance(ctx.sqlalchemy_exception, (sa.exc.OperationalError,
+                                                                                           sa.exc.InterfaceError)):
+            return None
+        orig = ctx.original_exception
+        lines = [ln.strip() for ln in str(orig).splitlines() if ln.strip()]
+        reason = (lines[0] if lines else type(orig).__name__)[:300]
+        return ReviewStoreError(f"review store {shown}: {reason}"
+                                f"{' (connection lost; try again)' if ctx.is_disconnect else ''}")
+
+
 def _sqlite_engine(url: str) -> sa.Engine:
     engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
@@ -152,8 +185,12 @@ class ReviewStore:
         if self.url.startswith("sqlite:///") and not self.url.startswith("sqlite:///:memory:"):
             Path(self.url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         is_sqlite = self.url.startswith("sqlite")
-        self.engine = _sqlite_engine(self.url) if is_sqlite else sa.create_engine(self.url, pool_pre_ping=True)
-        with self._write() as conn:
+        try:
+            self.engine = _sqlite_engine(self.url) if is_sqlite else sa.create_engine(self.url, pool_pre_ping=True)
+        except (ImportError, sa.exc.ArgumentError) as e:  # no driver (pip install -e .[postgres]), a bad URL
+            raise ReviewStoreError(f"review store {safe_url(self.url)}: {e}") from None
+        _one_line_errors(self.engine, self.url)
+        with self._write() as conn:  # the schema on first use (no-op when the tables exist)
             _meta.create_all(conn)
 
     def _write(self):

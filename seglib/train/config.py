@@ -44,7 +44,7 @@ class TrainConfig:
     # --- model --------------------------------------------------------------------------
     arch: str = DEFAULT_ARCH
     encoder: str = DEFAULT_ENCODER
-    encoder_weights: str | None = None    # a local .safetensors/.pth file; None = random init (offline)
+    encoder_weights: str | None = None    # None = random; a name smp lists ("imagenet", from the HF cache); or a file
     # --- loss ---------------------------------------------------------------------------
     loss: str = "focal+dice"              # a formula of seglib.losses terms, e.g. "ce+0.5*dice"
     focal_gamma: float = 2.0

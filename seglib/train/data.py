@@ -204,6 +204,56 @@ class EpochSampler(Sampler[int]):
         return iter(order[self.rank :: self.world].tolist())
 
 
+class SizeBatchSampler(Sampler[list[int]]):
+    """Training batches whose images share one size, so that none is padded (whole or resized
+    images of mixed sizes). The epoch's indices come from ``sampler`` (its order and weights,
+    ``set_epoch`` reaches it); each goes into the bucket of its size, and a bucket is a batch
+    as soon as it holds ``batch_size``; what remains at the end goes as smaller batches (with
+    ``drop_last``, a remainder of one image is dropped: a batch of one crashes batch-norm
+    layers). ``len`` is the plain sampler's number of batches; an epoch never yields more
+    batches than the remainders add (the training loop stops at its steps per epoch anyway)."""
+
+    def __init__(self, sampler: EpochSampler, sizes: list[tuple[int, int]], batch_size: int,
+                 drop_last: bool = False):
+        self.sampler, self.sizes, self.batch_size, self.drop_last = sampler, sizes, max(1, batch_size), drop_last
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        n = len(self.sampler)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self):
+        buckets: dict[tuple[int, int], list[int]] = {}
+        for k in self.sampler:
+            bucket = buckets.setdefault(self.sizes[k], [])
+            bucket.append(k)
+            if len(bucket) == self.batch_size:
+                yield bucket.copy()
+                bucket.clear()
+        for bucket in buckets.values():
+            if len(bucket) > (1 if self.drop_last else 0):
+                yield bucket
+
+
+def training_sizes(ids: list[str], stats: DatasetStats, plan: dict | None) -> list[tuple[int, int]] | None:
+    """The (H, W) each training image reaches the collate at (from the statistics, no image read),
+    or None when they all share one (crops; one image size): then batches need no grouping."""
+    mode = (plan or {}).get("mode", "full")
+    if mode == "crop":
+        return None
+    row = {i: k for k, i in enumerate(stats.ids)}
+    sizes = []
+    for image_id in ids:
+        h, w = (int(v) for v in stats.shape[row[image_id], :2])
+        if mode == "resize":
+            scale = plan["size"] / max(h, w)
+            h, w = (max(1, round(h * scale)), max(1, round(w * scale))) if scale != 1 else (h, w)
+        sizes.append((h, w))
+    return sizes if len(set(sizes)) > 1 else None
+
+
 def pad_collate(batch, channels: int):
     """Stack (image, mask) pairs of different sizes: pad images with 0 and masks with the
     ignore index, so padding never counts; grayscale images join an RGB batch by repetition."""
@@ -237,8 +287,13 @@ def make_loaders(data: TrainData, cfg: TrainConfig, transform, device: torch.dev
     train_set = SegTorchDataset(data.ds, data.train_ids, transform=transform, seed=cfg.seed + rank, prepare=prepare)
     sampler = EpochSampler(data.weights, cfg.seed, rank, world)
     # A last batch of one crashes batch-norm layers that pool to 1x1: drop it when that can happen.
-    train_loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler,
-                              drop_last=drop_last and len(sampler) > cfg.batch_size, **common)
+    drop = drop_last and len(sampler) > cfg.batch_size
+    sizes = training_sizes(data.train_ids, data.stats, data.input_plan)
+    if sizes is None:
+        train_loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, drop_last=drop, **common)
+    else:   # mixed sizes, whole or resized: batches of one size, never padded
+        train_loader = DataLoader(train_set, batch_sampler=SizeBatchSampler(sampler, sizes, cfg.batch_size, drop),
+                                  **common)
     val_set = SegTorchDataset(data.ds, data.val_ids[rank::world])
     # Whole images of one size per batch (never padded to the largest); one at a time when tiled.
     val_batches = size_batches(val_set.ids, data.stats, cfg.batch_size, inference_plan(cfg))

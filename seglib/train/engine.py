@@ -132,6 +132,9 @@ def _train(cfg: TrainConfig, run: RunFolder, proc, callbacks: Callbacks, resume:
     log(f"{'resuming' if resume else 'starting'} {cfg.arch}/{cfg.encoder} on {device} (rank {proc.rank}/{proc.world}, "
         f"amp {dtype or 'off'})")
 
+    if not resume:
+        _weights_available(cfg)  # before minutes of loading data: weights not in the cache fail now
+
     # ---- data: split, class bookkeeping, sampler weights ---------------------------------
     data: TrainData = prepare_data(cfg, log)
     transform = None
@@ -153,7 +156,13 @@ def _train(cfg: TrainConfig, run: RunFolder, proc, callbacks: Callbacks, resume:
 
     # ---- model, loss, optimiser, schedule -------------------------------------------------
     seed_everything(cfg.seed)  # the same initial weights whatever the data preparation drew
-    model = build_model(spec, cfg.encoder_weights).to(device)
+    if resume:  # the last weights replace the starting ones: no need for them (nor their cache) again
+        model = build_model(spec)
+        model.set_normalization(cfg.resolved.get("normalization"))
+    else:
+        model = build_model(spec, cfg.encoder_weights)
+        cfg.resolved.update(_starting_weights(cfg, model))
+    model = model.to(device)
     _check_runs(model, data, device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)  # faster convolutions on tensor cores
@@ -326,6 +335,29 @@ def evaluate(model: nn.Module, loader, loss_fn, data: TrainData, device, dtype, 
     val_loss = (totals[-2] / totals[-1]).item() if totals[-1] > 0 else float("nan")
     return {"val_loss": val_loss, **scores(matrix, data.class_names, data.scored, data.background),
             "confusion": matrix.astype(np.int64).tolist()}
+
+
+def _weights_available(cfg: TrainConfig) -> None:
+    from .. import pretrained
+
+    w = cfg.encoder_weights
+    if not pretrained.is_random(w) and not pretrained.is_local_file(w):
+        try:
+            pretrained.require(cfg.encoder, str(w))
+        except pretrained.WeightsError as e:
+            raise ModelError(str(e)) from None
+
+
+def _starting_weights(cfg: TrainConfig, model) -> dict:
+    """What config.json records of the starting weights: name, repo, revision and sha256 of the
+    file (seglib.pretrained.record), and the input normalisation the model applies."""
+    from .. import pretrained
+
+    try:
+        rec = pretrained.record(cfg.encoder, cfg.encoder_weights)
+    except pretrained.WeightsError as e:
+        raise ModelError(str(e)) from None
+    return {"encoder_weights": rec, "normalization": model.normalization}
 
 
 def _check_runs(model: nn.Module, data: TrainData, device) -> None:

@@ -58,6 +58,7 @@ class JobSnapshot:
     cancel_requested: bool = False
     preview: dict | None = None  # {"images" uint8 (N,H,W[,3]), "masks", "predictions" uint8 (N,H,W), "ids", "epoch"}
     class_map: list = field(default_factory=list)
+    processes: int = 1           # > 1: a torchrun child process group, followed through the run folder
 
     @property
     def active(self) -> bool:
@@ -121,6 +122,19 @@ class JobRecord:
     callbacks: list = field(default_factory=list)  # the caller's, run before the manager's own
     cancel: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    processes: int = 1                 # > 1: torchrun processes (seglib.train.process_jobs)
+    adopted: dict | None = None        # job.json of a process job found again after an app restart
+
+
+def training_started(job: JobRecord, info: dict, class_map: list) -> None:
+    """Copy the engine's train-start report (device, epochs, steps, where it starts) into the
+    record; the caller holds the manager's lock."""
+    job.phase, job.device = "training", info["device"]
+    job.epochs, job.steps = info["epochs"], info["steps_per_epoch"]
+    job.epoch = info["start_epoch"] - 1
+    job.total_steps = info["epochs"] * info["steps_per_epoch"]
+    job.global_step = job.epoch * info["steps_per_epoch"]
+    job.class_map = class_map
 
 
 class JobCallback(Callback):
@@ -133,15 +147,9 @@ class JobCallback(Callback):
     def on_train_start(self, info):
         job = self.job
         earlier = [r for r in job.run.read_history() if r["epoch"] < info["start_epoch"]] if job.resume else []
-        cfg = info["config"]
         with self.lock:
-            job.phase, job.device = "training", info["device"]
-            job.epochs, job.steps = info["epochs"], info["steps_per_epoch"]
-            job.epoch = info["start_epoch"] - 1
-            job.total_steps = info["epochs"] * info["steps_per_epoch"]
-            job.global_step = job.epoch * info["steps_per_epoch"]
+            training_started(job, info, info["config"].get("resolved", {}).get("class_map", []))
             job.history = earlier
-            job.class_map = cfg.get("resolved", {}).get("class_map", [])
 
     def on_step_end(self, step):
         point = {"global_step": step["global_step"], "epoch": step["epoch"] - 1 + step["step"] / step["steps"],

@@ -16,6 +16,11 @@ How it works:
   starts the next one from its own thread, so a failure never stalls the queue.
 - A new manager marks runs under its root whose status says ``running`` but whose process has
   died (an app restart, a kill) as ``interrupted``; :meth:`JobManager.resume` continues them.
+- A job of ``processes`` > 1 runs ``torchrun --standalone --nproc_per_node=N -m seglib train`` as
+  a child process group instead (:mod:`.process_jobs`): its thread follows the run folder
+  (progress, history, preview written by rank 0), cancels through a ``cancel`` file every rank
+  checks after each step (then SIGTERM to the group), and reports a crash with its log's last
+  lines. A new manager finds such a job again by its ``job.json`` when its launcher still runs.
 - ``cpu_threads`` caps torch's intra-op threads inside the training thread when it trains on the
   CPU, leaving a core for the page; ``nice`` lowers the training thread's CPU priority (Linux),
   so that a page's script thread runs the moment it wakes. Together they keep a page rerun
@@ -38,6 +43,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import process_jobs
 from .callbacks import Callback
 from .config import TrainConfig
 from .cpu_share import base_priority, set_priority, torch_threads
@@ -80,7 +86,9 @@ class JobManager:
         self.cpu_threads = cpu_threads
         self.nice = nice
         self._base_nice = base_priority()
-        self.interrupted = mark_interrupted(self.root)
+        self.adopted = self._adopt()  # process jobs whose torchrun outlived the app that started it
+        self.interrupted = mark_interrupted(self.root, skip=self.adopted)
+        self._pump()
 
     # --- settings ------------------------------------------------------------------------
     @property
@@ -94,24 +102,28 @@ class JobManager:
         self._pump()
 
     # --- submitting ------------------------------------------------------------------------
-    def submit(self, cfg: TrainConfig, name: str | None = None, callbacks: Sequence[Callback] = ()) -> str:
+    def submit(self, cfg: TrainConfig, name: str | None = None, callbacks: Sequence[Callback] = (),
+               processes: int = 1) -> str:
         """Queue a new run (``name``: its folder under the root; default time-arch-encoder).
         The config is checked now, so a bad one fails here with ConfigError, not later.
-        ``callbacks`` also watch the run (a logger, say); they run in the training thread."""
+        ``callbacks`` also watch the run (a logger, say); they run in the training thread.
+        ``processes`` > 1 trains under torchrun in child processes (gloo on CPU, NCCL on CUDA);
+        ``callbacks`` are then not called (the training runs in other processes)."""
         cfg = copy.deepcopy(cfg)  # the engine records its decisions in the config: not in the caller's
         cfg.validate()
         if name is not None and not RUN_NAME.match(name):
             raise JobError(f"run name {name!r}: use letters, digits, '.', '_' and '-' (not first), at most 100")
         with self._lock:
             run = RunFolder(self.root / self._free_name(name or new_run_name(cfg.arch, cfg.encoder)))
-            job = self._add(run, cfg, resume=False, callbacks=callbacks)
+            job = self._add(run, cfg, resume=False, callbacks=callbacks, processes=processes)
         self._pump()
         return job.id
 
     def resume(self, run_dir: str | os.PathLike, epochs: int | None = None, device: str | None = None,
-               callbacks: Sequence[Callback] = ()) -> str:
+               callbacks: Sequence[Callback] = (), processes: int | None = None) -> str:
         """Queue the continuation of a run (interrupted, cancelled, failed or done: ``epochs``
-        raises the total). A run without saved weights starts again from its first epoch."""
+        raises the total). A run without saved weights starts again from its first epoch.
+        ``processes``: default as many as the run trained with."""
         run = RunFolder(run_dir)
         if not run.exists():
             raise JobError(f"{run.path}: not a run folder (no config.json)")
@@ -127,13 +139,18 @@ class JobManager:
         with self._lock:
             if self._job_of(run.path, ACTIVE):
                 raise JobError(f"{run.name} is already queued or training")
-            job = self._add(run, cfg, resume=True, callbacks=callbacks)
+            if processes is None:
+                processes = int(cfg.resolved.get("world_size") or process_jobs.read_job(run).get("processes") or 1)
+            job = self._add(run, cfg, resume=True, callbacks=callbacks, processes=processes)
         self._pump()
         return job.id
 
-    def _add(self, run: RunFolder, cfg: TrainConfig, resume: bool, callbacks: Sequence[Callback]) -> JobRecord:
+    def _add(self, run: RunFolder, cfg: TrainConfig, resume: bool, callbacks: Sequence[Callback],
+             processes: int = 1) -> JobRecord:
+        if int(processes) < 1:
+            raise JobError(f"processes {processes}: at least 1")
         job = JobRecord(id=f"job-{next(self._ids)}", run=run, config=cfg, resume=resume, epochs=cfg.epochs,
-                   callbacks=list(callbacks))
+                        callbacks=list(callbacks), processes=int(processes))
         self._jobs[job.id] = job
         self._queue.append(job.id)
         return job
@@ -251,7 +268,7 @@ class JobManager:
             latest=job.history[-1] if job.history else None, history=tuple(job.history),
             steps_log=tuple(job.steps_log), eta_s=eta_seconds(job, now), error=job.error, traceback=job.traceback,
             device=job.device, cancel_requested=job.cancel.is_set(), preview=job.preview,
-            class_map=list(job.class_map))
+            class_map=list(job.class_map), processes=job.processes)
 
     def _pump(self) -> None:
         """Start queued jobs while fewer than ``max_parallel`` run."""
@@ -260,7 +277,8 @@ class JobManager:
             while self._queue and running < self._max_parallel:
                 job = self._jobs[self._queue.pop(0)]
                 job.status, job.phase, job.started = "running", "preparing", time.time()
-                job.thread = threading.Thread(target=self._run, args=(job,), name=f"seglib-{job.id}", daemon=True)
+                target = self._run_processes if job.processes > 1 else self._run
+                job.thread = threading.Thread(target=target, args=(job,), name=f"seglib-{job.id}", daemon=True)
                 job.thread.start()
                 running += 1
 
@@ -293,6 +311,62 @@ class JobManager:
             if status == "cancelled":
                 job.error = None
         self._pump()
+
+    def _run_processes(self, job: JobRecord) -> None:
+        """A process job's thread: launch torchrun (or follow an adopted one) until it exits."""
+        status, error, tb = "failed", None, None
+        try:
+            if job.adopted:
+                pid, proc = int(job.adopted["pid"]), None
+            else:
+                resume = job.resume and job.run.weights_path("last").exists()
+                if job.resume and not resume:
+                    job.run.log("resume: no saved weights yet; starting again from the first epoch")
+                if not resume:
+                    job.run.write_config(job.config.to_dict())  # what `seglib train --config` reads
+                job.run.write_status("running", epochs=job.config.epochs, error=None, processes=job.processes)
+                cpu = job.config.device == "cpu" or not _cuda_available()
+                proc = process_jobs.launch(job.run, job.config, job.processes, resume, nice=self.nice,
+                                           cpu_threads=self.cpu_threads if cpu else None)
+                pid = proc.pid
+            status, error, tb = process_jobs.follow(self._lock, job, proc, pid)
+        except Exception as e:  # every failure is the job's result, never the app's
+            error, tb = _one_line(e), traceback.format_exc()
+            _record_failure(job.run, error)
+        with self._lock:
+            job.status, job.error, job.traceback = status, error, tb
+            job.finished, job.phase = time.time(), ""
+        self._pump()
+
+    def _adopt(self) -> list[str]:
+        """Jobs of runs whose torchrun launcher (started by an earlier app process) still runs:
+        followed again as running jobs of this manager."""
+        adopted = []
+        for run in process_jobs.list_runs_with_job(self.root):
+            info = process_jobs.adoptable(run)
+            if info is None:
+                continue
+            try:
+                cfg = TrainConfig.from_dict(run.read_config())
+            except Exception:  # a config not written yet: follow with the defaults' shape
+                continue
+            job = JobRecord(id=f"job-{next(self._ids)}", run=run, config=cfg, resume=False, epochs=cfg.epochs,
+                            processes=int(info.get("processes") or 2), adopted=info,
+                            submitted=float(info.get("started") or time.time()))
+            job.status, job.phase, job.started = "running", "training", job.submitted
+            job.thread = threading.Thread(target=self._run_processes, args=(job,), name=f"seglib-{job.id}",
+                                          daemon=True)
+            self._jobs[job.id] = job
+            job.thread.start()
+            run.log(f"found again after an app restart: torchrun pid {info['pid']}, {job.processes} processes")
+            adopted.append(run.name)
+        return adopted
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _record_failure(run: RunFolder, error: str) -> None:

@@ -30,11 +30,13 @@ def process_alive(pid: int | None, host: str | None) -> bool:
         return True
 
 
-def mark_interrupted(root: str | os.PathLike | None = None) -> list[str]:
+def mark_interrupted(root: str | os.PathLike | None = None, skip=()) -> list[str]:
     """Mark runs under ``root`` whose status says running but whose process is gone as
-    ``interrupted`` (with why, in ``error``). Returns their names."""
+    ``interrupted`` (with why, in ``error``), except those named in ``skip``. Returns their names."""
     marked = []
     for run in list_runs(root):
+        if run.name in skip:
+            continue
         status = run.read_status()
         if status.get("status") != "running" or process_alive(status.get("pid"), status.get("host")):
             continue

@@ -35,6 +35,7 @@ def load_model(run_dir: str | Path, which: str = "best", device: str | torch.dev
     tensors, _ = load_weights(path)
     try:
         model = build_model(spec)
+        model.set_normalization(cfg.resolved.get("normalization"))  # the pretrained encoder's, as trained
     except ModelError as e:
         raise CheckpointError(f"{run.path}: {e}") from None
     try:

@@ -105,6 +105,35 @@ def page(browser):
     ctx.close()
 
 
+@pytest.fixture
+def tall_page(browser):
+    """A tall window: Streamlit scrolls inside its own container, so a screenshot shows the viewport."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1900})
+    pg = ctx.new_page()
+    yield pg
+    ctx.close()
+
+
+@contextlib.contextmanager
+def app_with_runs(tmp_path_factory, demo_npz, trained_runs, name: str):
+    """The app on a copy of the tiny runs' demo (conftest's ``trained_runs``), with the runs'
+    folder as its checkpoints; yields (url, data folder)."""
+    import shutil
+    data = tmp_path_factory.mktemp(name)
+    (data / "demo").mkdir()
+    shutil.copy(demo_npz, data / "demo" / "mars_demo.npz")
+    old = os.environ.get("SEGLIB_CHECKPOINTS")
+    os.environ["SEGLIB_CHECKPOINTS"] = str(trained_runs["unet"].parent)  # running_app passes it on
+    try:
+        with running_app(data) as url:
+            yield url, data
+    finally:
+        if old is None:
+            os.environ.pop("SEGLIB_CHECKPOINTS", None)
+        else:
+            os.environ["SEGLIB_CHECKPOINTS"] = old
+
+
 def wait_for_app(pg, timeout: float = 60_000) -> None:
     """Wait until the script run finished: no 'Running…' status widget and no spinner."""
     pg.wait_for_selector("[data-testid=stApp]", timeout=timeout)

@@ -5,40 +5,19 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 
 import pytest
 
-from .conftest import assert_no_exception, running_app, shot, wait_for_app
+from .conftest import app_with_runs, assert_no_exception, shot, wait_for_app
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def compare_app(tmp_path_factory, demo_npz, trained_runs):
-    """The app on a copy of the runs' demo, with the runs' folder as its checkpoints."""
-    data = tmp_path_factory.mktemp("compare-app")
-    (data / "demo").mkdir()
-    shutil.copy(demo_npz, data / "demo" / "mars_demo.npz")
-    old = os.environ.get("SEGLIB_CHECKPOINTS")
-    os.environ["SEGLIB_CHECKPOINTS"] = str(trained_runs["unet"].parent)  # running_app passes it on
-    try:
-        with running_app(data) as url:
-            yield url, data
-    finally:
-        if old is None:
-            os.environ.pop("SEGLIB_CHECKPOINTS", None)
-        else:
-            os.environ["SEGLIB_CHECKPOINTS"] = old
-
-
-@pytest.fixture
-def tall_page(browser):
-    """A tall window: Streamlit scrolls inside its own container, so a screenshot shows the viewport."""
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1700})
-    pg = ctx.new_page()
-    yield pg
-    ctx.close()
+    """The app on a copy of the tiny runs' demo, with the runs' folder as its checkpoints."""
+    with app_with_runs(tmp_path_factory, demo_npz, trained_runs, "compare-app") as served:
+        yield served
 
 
 def _section(pg, name: str) -> None:

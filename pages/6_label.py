@@ -1,0 +1,38 @@
+"""Label: fix a mask in the browser. Paint with a brush, erase, fill a polygon or a connected
+region, set a region to the ignore class; undo and redo; save as a new version (the file is never
+written); a trained run's prediction to accept region by region; the image's history, diff and
+revert; the unlabeled images to label next, least sure first. Other pages link here with
+``?image=ID``."""
+import streamlit as st
+
+from ui import data, label_next, nav
+from ui import edit_assist as assist
+from ui import editor as ed
+
+nav.require_entry()
+loaded = data.with_images()
+
+st.title("Label")
+ed.show_flash()
+image_id = ed.choose_image(loaded)
+work = ed.work_for(loaded, image_id)
+prev_id, next_id = ed.navigation(loaded, image_id, work)
+st.session_state.setdefault(ed.SECTION, "Edit")
+section = st.segmented_control("Section", ["Edit", "History", "Label next"], key=ed.SECTION, required=True,
+                               label_visibility="collapsed")
+if section == "Label next":
+    label_next.section(loaded)
+    st.stop()
+if section == "History":
+    ed.history_section(loaded, work)
+    st.stop()
+
+left, right = st.columns([4, 1])
+with left:
+    tool = ed.toolbar(loaded)
+with right:
+    class_id, radius = ed.palette(loaded, work, tool)
+with left:
+    ed.canvas(loaded, work, tool, class_id, radius)
+    ed.save_row(loaded, work, next_id)
+assist.assist_panel(loaded, work)

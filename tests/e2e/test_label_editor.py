@@ -1,0 +1,236 @@
+"""Browser test of the Label page's mask editor: paint a stroke of a class with the mouse on a demo
+image, save, reload, and the stored version differs from the original exactly along the stroke."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from .conftest import app_with_runs, assert_no_exception, wait_for_app
+
+pytestmark = pytest.mark.e2e
+
+IMAGE = "00005"
+
+
+def _shot(pg, name: str) -> None:
+    path = f"/tmp/label_{name}.png"
+    pg.screenshot(path=path, full_page=True)
+
+
+def _open(pg, url: str, image_id: str) -> None:
+    pg.goto(f"{url}/label?image={image_id}")
+    pg.wait_for_selector("h1", timeout=120_000)
+    wait_for_app(pg)
+    pg.locator(".dc-container").wait_for(timeout=60_000)   # inside the component's shadow root
+    pg.wait_for_timeout(800)                                # the background image loads after the element
+
+
+def _canvas_box(pg) -> dict:
+    box = pg.locator(".dc-container").bounding_box()
+    assert box and box["width"] > 100, box
+    return box
+
+
+def _drag(pg, points) -> None:
+    pg.mouse.move(*points[0])
+    pg.mouse.down()
+    for p in points[1:]:
+        pg.mouse.move(*p, steps=1)
+        pg.wait_for_timeout(15)
+    pg.mouse.up()
+
+
+def _polyline(a, b, n: int) -> list[tuple[float, float]]:
+    return [(a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t) for t in np.linspace(0, 1, n + 1)]
+
+
+def _within(shape, pts, radius: float) -> np.ndarray:
+    """Pixels whose centre lies within ``radius`` of the polyline (image coordinates)."""
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]] + 0.5
+    best = np.full(shape, np.inf)
+    pts = np.asarray(pts, float)
+    for a, b in zip(pts[:-1], pts[1:], strict=True):
+        d = b - a
+        t = np.clip(((xx - a[0]) * d[0] + (yy - a[1]) * d[1]) / max(d @ d, 1e-12), 0, 1)
+        best = np.minimum(best, np.hypot(xx - a[0] - t * d[0], yy - a[1] - t * d[1]))
+    return best <= radius
+
+
+def test_paint_save_reload_stored_along_the_stroke(app_url, app_data_dir, page):
+    from seglib.data import open_dataset
+    from seglib.review import ReviewStore
+    from seglib.review import corrections as corr
+
+    pg = page
+    _open(pg, app_url, IMAGE)
+    assert_no_exception(pg)
+    _shot(pg, "1_open")
+    ds = open_dataset(app_data_dir / "demo" / "mars_demo.npz")
+    original = ds.original_mask(IMAGE)
+    h, w = original.shape
+    sand = next(c.id for c in ds.class_map.classes if c.name == "sand")
+    k = ds.class_map.ids.index(sand) + 1
+
+    pg.keyboard.press(str(k))           # the class's shortcut (its place in the palette)
+    wait_for_app(pg)
+    pg.keyboard.press("B")               # brush
+    wait_for_app(pg)
+    assert "Painting" in pg.get_by_text(re.compile("^Painting")).first.inner_text()
+    box = _canvas_box(pg)
+    scale = box["width"] / w
+    assert abs(box["height"] / h - scale) < 0.05
+    # an L-shaped stroke in image coordinates, drawn at the canvas's scale
+    corner_a, corner_b, corner_c = (20.3, 12.6), (90.4, 14.1), (95.2, 50.7)
+    img_pts = _polyline(corner_a, corner_b, 24)[:-1] + _polyline(corner_b, corner_c, 16)
+    screen = [(box["x"] + x * scale, box["y"] + y * scale) for x, y in img_pts]
+    _drag(pg, screen)
+    pg.get_by_text(re.compile(r"pixels changed, not saved yet")).wait_for(timeout=30_000)
+    wait_for_app(pg)
+    _shot(pg, "2_painted")
+    pg.get_by_label("Note (saved with the version)").fill("sand along the ridge")
+    pg.get_by_role("button", name=re.compile("^Save")).first.click()
+    pg.get_by_text("No unsaved change.").wait_for(timeout=30_000)
+    wait_for_app(pg)
+    assert_no_exception(pg)
+
+    pg.reload()
+    _open(pg, app_url, IMAGE)
+    pg.locator("[data-testid=stMain]").get_by_text(re.compile("editing from version 1")).wait_for(timeout=30_000)
+    _shot(pg, "3_reloaded")
+
+    store = ReviewStore(f"sqlite:///{app_data_dir / 'review.db'}")   # the app's database
+    try:
+        number = corr.latest_number(ds, IMAGE, store)
+        assert number == 1
+        saved = corr.version_mask(ds, IMAGE, number, store)
+        v = corr.versions(ds, IMAGE, store)[-1]
+        assert v.note == "sand along the ridge" and v.tool == "brush"
+    finally:
+        store.close()
+    changed = saved != original
+    assert changed.any()
+    assert set(np.unique(saved[changed])) == {sand}               # exactly the class painted
+    radius = 2.0                                                   # the editor's default brush radius
+    assert not (changed & ~_within((h, w), img_pts, radius + 0.75)).any(), "changed pixels off the stroke"
+    core = _within((h, w), img_pts, radius - 0.75)
+    assert (saved[core] == sand).all(), "pixels on the stroke left unpainted"
+
+    # the History section shows the version and its diff
+    pg.get_by_role("radio", name="History").click()
+    wait_for_app(pg)
+    _shot(pg, "4_history")
+    pg.get_by_text(re.compile(r"version 1 · .* vs the original \(file\): \d+ pixels differ")).wait_for(timeout=30_000)
+    _shot(pg, "4_history")
+
+
+@pytest.fixture(scope="module")
+def assist_app(tmp_path_factory, demo_npz, trained_runs):
+    """The app on a copy of the tiny runs' demo, with the runs' folder as its checkpoints."""
+    with app_with_runs(tmp_path_factory, demo_npz, trained_runs, "label-assist-app") as served:
+        yield served
+
+
+def test_accept_one_disagreement_region(assist_app, tall_page):
+    from seglib.data import open_dataset
+    from seglib.review import ReviewStore
+    from seglib.review import corrections as corr
+
+    url, data = assist_app
+    image_id = "00001"
+    pg = tall_page
+    _open(pg, url, image_id)
+    pg.get_by_text(re.compile("^Model assist")).click()
+    pg.get_by_role("button", name=re.compile("Accept the whole prediction")).wait_for(timeout=120_000)
+    wait_for_app(pg)
+    _shot(pg, "5_assist")
+    accept = pg.locator("[data-testid=stMain] button").filter(has_text=re.compile(r"^(check)?\s*Accept$"))
+    assert accept.count() > 0, "a barely trained run disagrees with the label somewhere"
+    first = pg.locator("[data-testid=stMain]").get_by_text(re.compile(r"^1\. [\d,]+ px: label ")).inner_text()
+    area = int(re.search(r"([\d,]+) px", first).group(1).replace(",", ""))
+    pg.mouse.move(0, 0)
+    accept.first.click()
+    pg.get_by_text(re.compile(r"pixels changed, not saved yet")).wait_for(timeout=30_000)
+    wait_for_app(pg)
+    assert_no_exception(pg)
+    _shot(pg, "5_assist_accepted")
+    pg.get_by_role("button", name=re.compile("^Save")).first.click()
+    pg.get_by_text("No unsaved change.").wait_for(timeout=30_000)
+
+    ds = open_dataset(data / "demo" / "mars_demo.npz")
+    store = ReviewStore(f"sqlite:///{data / 'review.db'}")
+    try:
+        v = corr.versions(ds, image_id, store)
+        assert [x.number for x in v] == [1] and v[0].tool == "assist"
+        saved = corr.version_mask(ds, image_id, 1, store)
+    finally:
+        store.close()
+    assert int((saved != ds.original_mask(image_id)).sum()) == area, "exactly the region's pixels changed"
+
+
+def _save(pg) -> None:
+    pg.get_by_text(re.compile(r"pixels changed, not saved yet")).wait_for(timeout=30_000)
+    wait_for_app(pg)
+    pg.keyboard.press("Control+s")      # the Save shortcut
+    pg.get_by_text("No unsaved change.").wait_for(timeout=30_000)
+    wait_for_app(pg)
+
+
+def test_polygon_and_flood_fill(app_url, app_data_dir, page):
+    from seglib.data import open_dataset
+    from seglib.review import ReviewStore
+    from seglib.review import corrections as corr
+
+    pg = page
+    image_id = "00006"
+    _open(pg, app_url, image_id)
+    ds = open_dataset(app_data_dir / "demo" / "mars_demo.npz")
+    original = ds.original_mask(image_id)
+    h, w = original.shape
+    big_rock = next(c.id for c in ds.class_map.classes if c.name == "big rock")
+    pg.keyboard.press(str(ds.class_map.ids.index(big_rock) + 1))
+    wait_for_app(pg)
+    pg.keyboard.press("P")
+    wait_for_app(pg)
+    box = _canvas_box(pg)
+    s = box["width"] / w
+    corners = [(30.0, 20.0), (70.0, 20.0), (70.0, 40.0), (30.0, 40.0)]
+    for x, y in corners + corners[:1]:            # back on the first corner closes it
+        pg.mouse.click(box["x"] + x * s, box["y"] + y * s)
+        pg.wait_for_timeout(150)
+    _save(pg)
+    _shot(pg, "6_polygon")
+
+    store = ReviewStore(f"sqlite:///{app_data_dir / 'review.db'}")
+    try:
+        poly = corr.version_mask(ds, image_id, corr.latest_number(ds, image_id, store), store)
+    finally:
+        store.close()
+    yy, xx = np.mgrid[0:h, 0:w] + 0.5
+    inside = (xx > 30.5) & (xx < 69.5) & (yy > 20.5) & (yy < 39.5)
+    near = (xx > 29.5) & (xx < 70.5) & (yy > 19.5) & (yy < 40.5)
+    assert (poly[inside] == big_rock).all()
+    assert not ((poly != original) & ~near).any()
+
+    # flood fill: the 4-connected region of the clicked pixel's class, in bedrock
+    bedrock = next(c.id for c in ds.class_map.classes if c.name == "bedrock")
+    pg.keyboard.press(str(ds.class_map.ids.index(bedrock) + 1))
+    wait_for_app(pg)
+    pg.keyboard.press("F")
+    wait_for_app(pg)
+    box = _canvas_box(pg)
+    pg.mouse.click(box["x"] + 50.5 * s, box["y"] + 30.5 * s)   # inside the polygon just painted
+    _save(pg)
+    _shot(pg, "7_fill")
+    store = ReviewStore(f"sqlite:///{app_data_dir / 'review.db'}")
+    try:
+        filled = corr.version_mask(ds, image_id, corr.latest_number(ds, image_id, store), store)
+        assert corr.versions(ds, image_id, store)[-1].tool == "fill"
+    finally:
+        store.close()
+    import cv2
+    _, comp = cv2.connectedComponents((poly == big_rock).astype(np.uint8), connectivity=4)
+    region = comp == comp[30, 50]
+    assert np.array_equal(filled != poly, region)
+    assert (filled[region] == bedrock).all()

@@ -1,0 +1,162 @@
+"""Model-assisted correction on the Label page: a trained run's (or an ensemble's) prediction of
+the image, the regions where it disagrees with the working mask (largest first, with the classes
+involved), and one click to accept a region (an undoable step of the editor), reject it (hidden
+for this image), or accept the whole prediction as a start for a badly labeled image."""
+from __future__ import annotations
+
+import hashlib
+
+import cv2
+import numpy as np
+import streamlit as st
+
+from seglib import viz
+
+from . import editor as ed
+from .data import Loaded
+
+P = "label_assist_"
+ON = P + "on"                # bool: the panel is open (predicting loads torch and the runs)
+RUNS = P + "runs"            # list[str]: run folders
+ENSEMBLE = P + "ensemble"    # "mean" | "vote"
+TTA = P + "tta"              # bool: test-time flips
+REJECTED = P + "rejected"    # dict[image id, set[str]]: regions hidden by "Reject"
+SHOWN = 12                   # regions listed at once
+ENSEMBLES = {"mean": "mean of probabilities", "vote": "majority vote"}
+REGION_COLOR = (255, 0, 255)
+
+
+def _modules():
+    """(regions, assist) modules, or None while they are not part of this version."""
+    try:
+        from seglib.edit import assist, regions
+    except ImportError:
+        return None
+    return regions, assist
+
+
+def region_key(region) -> str:
+    """A stable name of a region (its pixels and the model's class): survives re-listing."""
+    h = hashlib.md5(np.packbits(np.asarray(region.pixels, bool)).tobytes())
+    h.update(f"{region.label_class}>{region.pred_class}".encode())
+    return h.hexdigest()[:16]
+
+
+def describe(region, class_map) -> str:
+    """"412 px: label road → model building"."""
+    return (f"{int(region.area):,} px: label {class_map.name_of(int(region.label_class))} → "
+            f"model {class_map.name_of(int(region.pred_class))}")
+
+
+def regions_picture(image: np.ndarray, mask: np.ndarray, regions: list, class_map, size: int = 640) -> np.ndarray:
+    """The image and working mask, each listed region outlined in magenta and numbered 1, 2, ..."""
+    base = viz.overlay(image, mask, class_map, 0.35)
+    h, w = mask.shape
+    s = max(1, size // max(h, w))
+    pic = cv2.resize(base, (w * s, h * s), interpolation=cv2.INTER_NEAREST) if s > 1 else base.copy()
+    for n, r in enumerate(regions, start=1):
+        m = cv2.resize(np.asarray(r.pixels, np.uint8), (pic.shape[1], pic.shape[0]), interpolation=cv2.INTER_NEAREST)
+        contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(pic, contours, -1, REGION_COLOR, max(1, s // 3))
+        y0, x0 = int(r.bbox[0]) * s, int(r.bbox[1]) * s
+        cv2.putText(pic, str(n), (x0 + 2, max(y0 + 12, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 2)
+        cv2.putText(pic, str(n), (x0 + 2, max(y0 + 12, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, REGION_COLOR, 1)
+    return pic
+
+
+@st.cache_resource(max_entries=64, show_spinner="Predicting the image…")
+def _predict(source: str, image_id: str, runs: tuple[str, ...], identities: tuple[str, ...], ensemble: str,
+             tta: bool, _ds, _assist) -> np.ndarray:
+    return np.asarray(_assist.predict_one(_ds, list(runs), image_id, ensemble=ensemble, tta=tta), np.uint8)
+
+
+def _rejected(image_id: str) -> set:
+    return st.session_state.setdefault(REJECTED, {}).setdefault(image_id, set())
+
+
+def accept(work: ed.Work, pred: np.ndarray, region, regions_mod) -> int:
+    """Accept the prediction inside one region: an undoable step of the working mask."""
+    return work.edit(regions_mod.accept_region(work.mask, pred, region), "assist")
+
+
+def accept_all(work: ed.Work, pred: np.ndarray, class_map, regions_mod) -> int:
+    """The whole prediction as one undoable step (pixels of an ignore class stay as they are)."""
+    return work.edit(regions_mod.accept_prediction(work.mask, pred, class_map), "assist")
+
+
+def reject(image_id: str, key: str) -> None:
+    _rejected(image_id).add(key)
+
+
+def assist_panel(loaded: Loaded, work: ed.Work) -> None:
+    if not st.toggle("Model assist: a trained run's prediction and where it disagrees with this mask", key=ON):
+        return
+    mods = _modules()
+    if mods is None:
+        st.info("Model-assisted correction is not available in this version yet.", icon=":material/hourglass_empty:")
+        return
+    regions_mod, assist = mods
+    from seglib.predict import default_runs, run_choices  # loads torch: only when the panel is on
+
+    from . import compare, roots
+
+    folder = roots.checkpoints_folder()
+    if folder is None:
+        return
+    usable = [r for r in run_choices(compare.layout(loaded), folder) if r.problem is None]
+    if not usable:
+        st.info(f"No trained run in `{folder}` can predict this dataset yet. Train one on the Train page "
+                "(a few epochs are enough to point at wrong labels), then come back.", icon=":material/model_training:")
+        return
+    labels = {r.path: r.label for r in usable}
+    st.session_state.setdefault(RUNS, default_runs(usable, 1))
+    st.session_state[RUNS] = [p for p in st.session_state[RUNS] if p in labels]
+    c1, c2, c3 = st.columns([4, 2, 1], vertical_alignment="bottom")
+    runs = c1.multiselect("Runs", list(labels), format_func=labels.get, key=RUNS,
+                          help="Several runs make an ensemble")
+    ensemble = c2.selectbox("Ensemble", list(ENSEMBLES), format_func=ENSEMBLES.get, key=ENSEMBLE,
+                            disabled=len(runs) < 2)
+    tta = c3.toggle("Flips", key=TTA, help="Average each model over the image and its flips (4x the time)")
+    if not runs:
+        st.caption("Choose at least one run.")
+        return
+    ds, cmap = loaded.ds, loaded.ds.class_map
+    try:
+        pred = _predict(str(ds.source), work.image_id, tuple(runs), tuple(compare._identity(r) for r in runs),
+                        ensemble, bool(tta), ds, assist)
+    except (assist.AssistError, ValueError, OSError) as e:
+        st.error(str(e))
+        return
+    if pred.shape != work.mask.shape:
+        st.error(f"The prediction is {pred.shape[1]}x{pred.shape[0]} but the mask is "
+                 f"{work.mask.shape[1]}x{work.mask.shape[0]}.")
+        return
+    rejected = _rejected(work.image_id)
+    found = regions_mod.disagreement_regions(work.mask, pred, cmap)
+    shown = [r for r in found if region_key(r) not in rejected]
+    image = ds.image(work.image_id)
+    left, right = st.columns(2)
+    left.image(viz.thumbnail_pair(viz.overlay(image, pred, cmap, 0.5), None, 640)[0], width="stretch",
+               caption="the model's prediction")
+    right.image(regions_picture(image, work.mask, shown[:SHOWN], cmap), width="stretch",
+                caption=f"{len(shown)} regions where it disagrees with the working mask (numbered, largest first)"
+                        + (f" · {len(found) - len(shown)} rejected" if len(found) > len(shown) else ""))
+    b1, b2 = st.columns([2, 3])
+    b1.button("Accept the whole prediction", icon=":material/done_all:", key=P + "all", width="stretch",
+              on_click=accept_all, args=(work, pred, cmap, regions_mod),
+              help="A start for a badly labeled image (ignore-class pixels are kept); undoable")
+    if rejected:
+        b2.button(f"Show the {len(rejected)} rejected again", key=P + "unreject", on_click=rejected.clear)
+    if not shown:
+        st.success("The model agrees with this mask everywhere (or you rejected what was left).")
+        return
+    for n, r in enumerate(shown[:SHOWN], start=1):
+        k = region_key(r)
+        a, b, c = st.columns([6, 1.2, 1.2], vertical_alignment="center")
+        a.markdown(f"**{n}.** {describe(r, cmap)}")
+        b.button("Accept", key=f"{P}accept_{k}", icon=":material/check:", width="stretch",
+                 on_click=accept, args=(work, pred, r, regions_mod))
+        c.button("Reject", key=f"{P}reject_{k}", icon=":material/close:", width="stretch",
+                 on_click=reject, args=(work.image_id, k))
+    if len(shown) > SHOWN:
+        st.caption(f"{len(shown) - SHOWN} smaller regions not listed: accept or reject these first.")

@@ -1,0 +1,562 @@
+"""The Label page's mask editor: a canvas over the image and its working mask, a class palette,
+tools (brush, eraser, polygon, flood fill, ignore), undo/redo, save as a new version (with the
+"someone saved since" check), Next/Previous through a queue, and the image's history (diff,
+revert).
+
+Every edit is exact: a stroke arrives from the canvas as Fabric geometry, is rasterised in
+Python (seglib.edit.raster) with the tool's class id into the working mask, and the canvas is
+replaced by a fresh one whose background is the image with the new working mask. So the mask
+never holds a colour guessed from the screen, and undo/redo are steps of the mask itself.
+
+The state machine (:class:`Work`) and the pictures are plain Python; only the widgets below
+them touch streamlit.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from seglib import viz
+from seglib.data.classmap import hex_to_rgb
+from seglib.edit import raster
+from seglib.review import corrections as corr
+from seglib.review import current_user, dataset_key
+from seglib.viz import maps
+
+from .data import Loaded, review_store
+
+P = "label_"
+IMAGE = P + "image"        # str: the image being edited
+WORKS = P + "works"        # dict[(dataset key, image id)] -> Work: unsaved edits survive a page switch
+TOOL = P + "tool"          # one of TOOLS
+CLASS = P + "class"        # int: the class the brush and polygon paint
+RADIUS = P + "radius"      # float: brush radius in image pixels
+ALPHA = P + "alpha"        # float: mask opacity on the canvas
+OUTLINE = P + "outline"    # bool: class borders on the canvas
+IGNORE_SHAPE = P + "ignore_shape"   # "brush" | "polygon": how the ignore tool draws
+QUEUE = P + "queue"        # which images Next / Previous go through: a QUEUES key
+NOTE = P + "note"          # str: the note saved with the next version
+STALE = P + "stale"        # (image id, Version): a save refused because another came since
+FLASH = P + "flash"        # str: a message for the next run (saved, reverted, ...)
+SECTION = P + "section"    # "Edit" | "History"
+HIST_NUMBER, HIST_AGAINST = P + "hist_number", P + "hist_against"
+
+TOOLS = {  # key: (label, icon, shortcut, canvas drawing mode)
+    "brush": ("Brush", ":material/brush:", "B", "freedraw"),
+    "eraser": ("Eraser", ":material/ink_eraser:", "E", "freedraw"),
+    "polygon": ("Polygon", ":material/pentagon:", "P", "polygon"),
+    "fill": ("Fill", ":material/format_color_fill:", "F", "point"),
+    "ignore": ("Ignore", ":material/block:", "I", "freedraw"),
+}
+QUEUES = {"review": "Review queue (needs relabel, flagged)", "all": "All images",
+          "corrected": "Corrected images", "unlabeled": "Unlabeled images",
+          "label_next": "Label next (unlabeled, least sure first)"}
+RANKED = "label_next_order"   # list[str]: the Label next section's ranking (ui/label_next.py sets it)
+MAX_UNDO = 100
+CANVAS_MAX_W, CANVAS_MAX_H, MAX_ZOOM = 740, 720, 8
+ZOOM = P + "zoom"          # int: canvas zoom (0 = fit the column)
+ZOOMS = [0, 2, 4, 6, 8, 10]
+
+
+# --- the working mask: plain Python, tested without a browser --------------------------------
+@dataclass
+class Step:
+    """One edit: the flat indices it changed, their ids before and after."""
+
+    tool: str
+    index: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
+
+
+@dataclass
+class Work:
+    """An image being edited: the version it started from (``base``; 0 = the file's mask), the
+    working mask, and undo/redo stacks of exact steps. ``gen`` names the canvas: it changes with
+    every edit, so the next run draws a fresh, empty canvas over the new mask."""
+
+    image_id: str
+    base: int
+    mask: np.ndarray
+    saved: np.ndarray
+    undo: list[Step] = field(default_factory=list)
+    redo: list[Step] = field(default_factory=list)
+    gen: int = 0
+
+    @property
+    def dirty(self) -> bool:
+        return not np.array_equal(self.mask, self.saved)
+
+    @property
+    def changed_px(self) -> int:
+        return int(np.count_nonzero(self.mask != self.saved))
+
+    def tools(self) -> str:
+        """The tools of the steps since the last save, e.g. "brush+fill" (what the version records)."""
+        used = list(dict.fromkeys(s.tool for s in self.undo))
+        return "+".join(used) or "editor"
+
+    def edit(self, new: np.ndarray, tool: str) -> int:
+        """Make ``new`` the working mask as one undoable step; the number of pixels changed."""
+        self.gen += 1
+        new = np.asarray(new, np.uint8)
+        if new.shape != self.mask.shape:
+            raise ValueError(f"the edit is {new.shape} but the mask is {self.mask.shape}")
+        index = np.flatnonzero(new != self.mask)
+        if not len(index):
+            return 0
+        self.undo.append(Step(tool, index, self.mask.ravel()[index].copy(), new.ravel()[index].copy()))
+        del self.undo[:-MAX_UNDO]
+        self.redo.clear()
+        self.mask = new.copy()
+        return len(index)
+
+    def step_back(self) -> str | None:
+        """Undo one step; its tool, or None when there is nothing to undo."""
+        if not self.undo:
+            return None
+        s = self.undo.pop()
+        self.mask.ravel()[s.index] = s.before
+        self.redo.append(s)
+        self.gen += 1
+        return s.tool
+
+    def step_forward(self) -> str | None:
+        if not self.redo:
+            return None
+        s = self.redo.pop()
+        self.mask.ravel()[s.index] = s.after
+        self.undo.append(s)
+        self.gen += 1
+        return s.tool
+
+    def mark_saved(self, number: int) -> None:
+        self.base = number
+        self.saved = self.mask.copy()
+        self.undo.clear()
+        self.redo.clear()
+        self.gen += 1
+
+
+def start_work(ds, image_id: str, store=None) -> Work:
+    """The latest version of ``image_id``'s mask as a new Work (an unlabeled image starts as all
+    background)."""
+    base = corr.latest_number(ds, image_id, store)
+    mask = corr.version_mask(ds, image_id, base, store)
+    if mask is None:
+        h, w = ds.image(image_id).shape[:2]
+        mask = np.full((h, w), raster.background_class(ds.class_map), np.uint8)
+    mask = np.array(mask, np.uint8, copy=True)
+    return Work(image_id, base, mask, mask.copy())
+
+
+def tool_class(tool: str, chosen: int, class_map) -> int | None:
+    """The class id a tool paints: the chosen class (brush, polygon, fill), the background class
+    (eraser), the ignore class (None when the class map has none)."""
+    if tool == "eraser":
+        return raster.background_class(class_map)
+    if tool == "ignore":
+        return raster.ignore_class(class_map)
+    return int(chosen)
+
+
+def apply_drawing(work: Work, objects: list[dict], tool: str, class_id: int, scale: tuple[float, float]) -> int:
+    """Rasterise the canvas objects into the working mask as one step; pixels changed."""
+    new, changed = raster.apply_objects(work.mask, objects or [], class_id, scale)
+    if changed:
+        work.edit(new, tool)
+    else:
+        work.gen += 1   # nothing changed (same class): still clear the canvas
+    return changed
+
+
+def save(ds, work: Work, note: str = "", store=None, force: bool = False, who: str | None = None):
+    """Save the working mask as a new version; returns it. Raises corr.StaleVersion when another
+    save came since the editor opened ``work.base`` (unless ``force``), ValueError for a mask the
+    class map refuses."""
+    latest = corr.latest_number(ds, work.image_id, store) if force else work.base
+    v = corr.save_correction(ds, work.image_id, work.mask, store=store, tool=work.tools(), note=note.strip(),
+                             who=who or current_user(), expected=latest)
+    work.mark_saved(v.number)
+    return v
+
+
+def stale_message(v) -> str:
+    """"version 3 was saved by ana at 2026-12-02 14:05 UTC since you opened this image"."""
+    return (f"Version {v.number} was saved by {v.who or 'someone'} at {v.at:%Y-%m-%d %H:%M} UTC "
+            "since you opened this image.")
+
+
+def queue_ids(ds, queue: str, states: dict[str, str], corrected: set[str],
+              ranked: list[str] | None = None) -> list[str]:
+    """The images Next / Previous go through, in the dataset's order (``label_next``: the ranked
+    unlabeled images still unlabeled, in ``ranked`` order)."""
+    if queue == "label_next":
+        return [i for i in ranked or [] if i in ds and not ds.is_labeled(i)]
+    if queue == "review":
+        return [i for i in ds.ids if states.get(i) in ("relabel", "flagged")]
+    if queue == "corrected":
+        return [i for i in ds.ids if i in corrected]
+    if queue == "unlabeled":
+        return [i for i in ds.ids if not ds.is_labeled(i)]
+    return list(ds.ids)
+
+
+def step_in_queue(order: list[str], ids: list[str], current: str, delta: int) -> str | None:
+    """The next (delta=1) or previous (-1) image of ``ids`` after ``current``, where ``order`` is
+    the dataset's order (``current`` need not be in ``ids``); None at the end."""
+    if not ids:
+        return None
+    if current in ids:
+        k = ids.index(current) + delta
+        return ids[k] if 0 <= k < len(ids) else None
+    pos = {i: n for n, i in enumerate(order)}
+    here = pos.get(current, -1)
+    after = [i for i in ids if pos.get(i, -1) > here] if delta > 0 else [i for i in ids if pos.get(i, -1) < here]
+    if not after:
+        return None
+    return after[0] if delta > 0 else after[-1]
+
+
+# --- pictures ---------------------------------------------------------------------------------
+def canvas_size(h: int, w: int, zoom: int = 0) -> tuple[int, int]:
+    """(width, height) of the canvas for an h x w image: small images grow by whole pixels (at most
+    8x), big ones shrink to fit about 740 x 720 (the column beside the palette); ``zoom`` > 0
+    asks for that many screen pixels per image pixel (the canvas scrolls when wider)."""
+    s = min(float(zoom), 4000 / max(h, w)) if zoom else min(CANVAS_MAX_W / w, CANVAS_MAX_H / h, MAX_ZOOM)
+    if s >= 1:
+        s = math.floor(s)
+    return max(1, round(w * s)), max(1, round(h * s))
+
+
+def background(image: np.ndarray, mask: np.ndarray, class_map, size: tuple[int, int], alpha: float,
+               outline: bool) -> np.ndarray:
+    """uint8 (ch, cw, 3): the image with the mask over it at the canvas size (pixels stay square
+    blocks when enlarged, so a class border sits exactly on the pixel edges the raster uses)."""
+    cw, ch = size
+    up = cw >= image.shape[1]
+    img = cv2.resize(viz.to_rgb(image), (cw, ch), interpolation=cv2.INTER_NEAREST if up else cv2.INTER_AREA)
+    m = cv2.resize(mask, (cw, ch), interpolation=cv2.INTER_NEAREST)
+    return viz.render(img, m, class_map, "overlay", alpha, None, outline)
+
+
+def rgba(color: str, alpha: float) -> str:
+    r, g, b = hex_to_rgb(color)
+    return f"rgba({r}, {g}, {b}, {alpha})"
+
+
+def diff_picture(image: np.ndarray, before: np.ndarray, after: np.ndarray, class_map, size: int = 768) -> np.ndarray:
+    """The image with the pixels that differ between two masks highlighted, enlarged by whole pixels."""
+    pic = maps.highlight(viz.overlay(image, after, class_map, 0.35), before != after)
+    return viz.thumbnail_pair(pic, None, size)[0]
+
+
+# --- widgets ----------------------------------------------------------------------------------
+def _works() -> dict:
+    return st.session_state.setdefault(WORKS, {})
+
+
+def work_for(loaded: Loaded, image_id: str) -> Work:
+    works = _works()
+    key = (dataset_key(loaded.ds), image_id)
+    if key not in works:
+        if len(works) >= 16:   # keep the unsaved ones first, drop the oldest clean one
+            clean = [k for k, w in works.items() if not w.dirty]
+            works.pop(clean[0] if clean else next(iter(works)))
+        works[key] = start_work(loaded.ds, image_id, review_store())
+    elif not works[key].dirty and corr.latest_number(loaded.ds, image_id, review_store()) != works[key].base:
+        works[key] = start_work(loaded.ds, image_id, review_store())   # saved elsewhere: nothing here to lose
+    return works[key]
+
+
+def forget(loaded: Loaded, image_id: str) -> None:
+    _works().pop((dataset_key(loaded.ds), image_id), None)
+
+
+def flash(text: str) -> None:
+    st.session_state[FLASH] = text
+
+
+def choose_image(loaded: Loaded) -> str:
+    """The image to edit: ``?image=ID`` in the URL, else the last one, else the queue's first."""
+    ds = loaded.ds
+    asked = st.query_params.get("image")
+    if asked and asked in ds and asked != st.session_state.get(IMAGE):
+        st.session_state[IMAGE] = asked
+    current = st.session_state.get(IMAGE)
+    if current not in ds:
+        current = ds.ids[0]
+        st.session_state[IMAGE] = current
+    if st.query_params.get("image") != current:
+        st.query_params["image"] = current
+    return current
+
+
+def go_to(image_id: str | None) -> None:
+    if image_id is not None:
+        st.session_state[IMAGE] = image_id
+        st.session_state.pop(STALE, None)
+        st.query_params["image"] = image_id
+
+
+def navigation(loaded: Loaded, image_id: str, work: Work) -> tuple[str | None, str | None]:
+    """The queue chooser, Previous / Next (N, Shift+N) and the id box. Returns (previous, next)."""
+    ds = loaded.ds
+    states = review_store().states(dataset_key(ds))
+    corrected = set(getattr(ds, "corrected_ids", []) or [])
+    st.session_state.setdefault(QUEUE, "review" if any(s in ("relabel", "flagged") for s in states.values()) else "all")
+    c1, c2, c3, c4 = st.columns([2.6, 1.5, 3, 1.5], vertical_alignment="bottom")
+    queue = c1.selectbox("Next goes through", list(QUEUES), format_func=QUEUES.get, key=QUEUE)
+    ranked = st.session_state.get(RANKED) or []
+    ids = queue_ids(ds, queue, states, corrected, ranked)
+    order = ranked if queue == "label_next" and image_id in ranked else ds.ids
+    prev_id = step_in_queue(order, ids, image_id, -1)
+    next_id = step_in_queue(order, ids, image_id, 1)
+    c2.button("Previous", icon=":material/chevron_left:", key=P + "prev", shortcut="Shift+N", width="stretch",
+              disabled=prev_id is None, on_click=go_to, args=(prev_id,), help="Shift+N")
+    pick = c3.selectbox("Image", ds.ids, index=ds.ids.index(image_id), key=f"{P}pick_{image_id}",
+                        help="Any image of the dataset; other pages link here with ?image=ID")
+    if pick != image_id:
+        go_to(pick)
+        st.rerun()
+    c4.button("Next", icon=":material/chevron_right:", key=P + "next", shortcut="N", width="stretch",
+              disabled=next_id is None, on_click=go_to, args=(next_id,), help="N")
+    where = f"{ids.index(image_id) + 1} of {len(ids)} in the queue" if image_id in ids else \
+        f"not in the queue ({len(ids)} images)"
+    state = states.get(image_id)
+    st.caption(f"`{image_id}` · {where}" + (f" · review state **{state}**" if state else "")
+               + f" · editing from **{'the original mask' if work.base == 0 else f'version {work.base}'}**")
+    return prev_id, next_id
+
+
+def _set(key: str, value) -> None:
+    st.session_state[key] = value
+
+
+def toolbar(loaded: Loaded) -> str:
+    """The tools in one row (above the canvas). Returns the tool."""
+    cmap = loaded.ds.class_map
+    st.session_state.setdefault(TOOL, "brush")
+    ignore_id = raster.ignore_class(cmap)
+    if st.session_state[TOOL] == "ignore" and ignore_id is None:
+        st.session_state[TOOL] = "brush"
+    cols = st.columns(5)
+    for col, (key, (label, icon, short, _mode)) in zip(cols, TOOLS.items(), strict=False):
+        none = key == "ignore" and ignore_id is None
+        col.button(label, icon=icon, key=f"{P}tool_{key}", shortcut=short, width="stretch",
+                   type="primary" if st.session_state[TOOL] == key else "secondary", disabled=none,
+                   on_click=_set, args=(TOOL, key),
+                   help=f"{label} ({short})" + (": this class map marks no class as ignore (add \"ignore\": true "
+                                                "to a class in classes.json)" if none else ""))
+    return st.session_state[TOOL]
+
+
+def palette(loaded: Loaded, work: Work, tool: str) -> tuple[int | None, float]:
+    """Undo / redo, the class palette in the dataset's colours (keys 1-9), brush size, view
+    switches. Returns (the class id the tool paints, the brush radius in image pixels)."""
+    cmap = loaded.ds.class_map
+    u1, u2 = st.columns(2)
+    u1.button("", icon=":material/undo:", key=P + "undo", shortcut="Ctrl+Z", width="stretch",
+              disabled=not work.undo, on_click=work.step_back, help="Undo (Ctrl+Z)")
+    u2.button("", icon=":material/redo:", key=P + "redo", shortcut="Ctrl+Y", width="stretch",
+              disabled=not work.redo, on_click=work.step_forward, help="Redo (Ctrl+Y)")
+    ids = cmap.ids
+    if st.session_state.get(CLASS) not in ids:
+        non_bg = [c for c in ids if c != raster.background_class(cmap) and c not in cmap.ignore_ids]
+        st.session_state[CLASS] = (non_bg or ids)[0]
+    css = "".join(f".st-key-{P}class_{c.id} button {{border-left: 18px solid {c.color} !important;"
+                  "justify-content: flex-start;}" for c in cmap.classes)
+    st.html(f"<style>{css}</style>")
+    st.markdown("**Class**")
+    for k, c in enumerate(cmap.classes):
+        short = str(k + 1) if k < 9 else None
+        st.button(c.name + (" (ignore)" if c.ignore else ""), key=f"{P}class_{c.id}", shortcut=short,
+                  width="stretch", type="primary" if st.session_state[CLASS] == c.id else "secondary",
+                  on_click=_set, args=(CLASS, c.id), help=f"class id {c.id}" + (f" · key {short}" if short else ""))
+    class_id = tool_class(tool, st.session_state[CLASS], cmap)
+    if class_id is not None:
+        painted = cmap.by_id(class_id)
+        what = {"eraser": "Erasing to", "ignore": "Setting to"}.get(tool, "Painting")
+        st.html(f'<div style="margin:2px 0 6px 0">{what} <span style="display:inline-block;width:14px;height:14px;'
+                f'background:{painted.color};border:1px solid #888;vertical-align:middle"></span> '
+                f'<b>{html.escape(painted.name)}</b> (id {painted.id})</div>')
+    if tool == "eraser":
+        st.caption("The eraser paints the background class: the class named \"background\" if there is one, "
+                   "else class id 0.")
+    if tool == "ignore":
+        st.radio("Ignore with", ["brush", "polygon"], key=IGNORE_SHAPE, horizontal=True)
+    radius = st.slider("Brush radius (image pixels)", 0.5, 30.0, 2.0, 0.5, key=RADIUS,
+                       disabled=_drawing_mode(tool) != "freedraw")
+    st.slider("Mask opacity", 0.0, 1.0, 0.5, 0.05, key=ALPHA)
+    st.toggle("Class outlines", key=OUTLINE)
+    st.selectbox("Canvas zoom", ZOOMS, key=ZOOM, format_func=lambda z: "fit" if z == 0 else f"{z}x",
+                 help="How many screen pixels an image pixel takes; fit: as large as the column allows")
+    return class_id, float(radius)
+
+
+def _drawing_mode(tool: str) -> str:
+    if tool == "ignore":
+        return "polygon" if st.session_state.get(IGNORE_SHAPE) == "polygon" else "freedraw"
+    return TOOLS[tool][3]
+
+
+def _on_canvas(key: str, work: Work, tool: str, class_id: int, scale: tuple[float, float]) -> None:
+    value = st.session_state.get(key) or {}
+    drawing = (value.get("drawing") or {}).get("raw") or {} if isinstance(value, dict) else {}
+    objects = drawing.get("objects") or []
+    if objects:
+        apply_drawing(work, objects, tool, class_id, scale)
+
+
+def canvas(loaded: Loaded, work: Work, tool: str, class_id: int | None, radius: float) -> None:
+    """The canvas: the image with the working mask as its background; what is drawn on it is
+    applied to the working mask on arrival (then a fresh canvas shows the result)."""
+    from streamlit_drawable_canvas import st_canvas  # registers a component: only under streamlit
+
+    ds = loaded.ds
+    image = ds.image(work.image_id)
+    h, w = work.mask.shape
+    size = canvas_size(h, w, int(st.session_state.get(ZOOM) or 0))
+    scale = raster.canvas_scale((h, w), size)
+    alpha = float(st.session_state.get(ALPHA, 0.5))
+    bg = background(image, work.mask, ds.class_map, size, alpha, bool(st.session_state.get(OUTLINE)))
+    from PIL import Image
+
+    mode = _drawing_mode(tool)
+    color = ds.class_map.by_id(class_id).color if class_id is not None else "#ff00ff"
+    key = f"{P}canvas_{work.image_id}_{work.gen}"
+    st_canvas(background_image=Image.fromarray(bg), width=size[0], height=size[1], drawing_mode=mode,
+              stroke_width=max(1, round(2 * radius * math.sqrt(scale[0] * scale[1]))) if mode == "freedraw" else 2,
+              stroke_color=rgba(color, 0.75), fill_color=rgba(color, 0.45), point_display_radius=3,
+              update_streamlit=True, key=key, disabled=class_id is None,
+              on_change=lambda: _on_canvas(key, work, tool, class_id, scale))
+    hints = {"freedraw": "Drag to paint.", "polygon": "Click the corners; click the first corner again to fill.",
+             "point": "Click a region to fill it (4-connected pixels of one class)."}
+    st.caption(f"{hints[mode]} {w}×{h} px image shown {size[0] / w:.3g}× · the canvas's own toolbar is not "
+               "needed: use Undo / Redo here.")
+
+
+def save_row(loaded: Loaded, work: Work, next_id: str | None) -> None:
+    """Note, Save (Ctrl+S), Save and next (Ctrl+Enter), Discard; the stale-version choice."""
+    ds = loaded.ds
+    note = st.text_input("Note (saved with the version)", key=f"{NOTE}_{work.image_id}",
+                         placeholder="what was wrong (optional)")
+    a, b, c = st.columns(3)
+    do_save = a.button("Save", icon=":material/save:", key=P + "save", type="primary", shortcut="Ctrl+S",
+                       disabled=not work.dirty, width="stretch", help="Ctrl+S: a new version; the file stays as it is")
+    do_next = b.button("Save and next", icon=":material/skip_next:", key=P + "save_next", shortcut="Ctrl+Enter",
+                       disabled=not work.dirty or next_id is None, width="stretch", help="Ctrl+Enter")
+    if c.button("Discard changes", icon=":material/restart_alt:", key=P + "discard", disabled=not work.dirty,
+                width="stretch"):
+        forget(loaded, work.image_id)
+        st.rerun()
+    st.caption(f"{work.changed_px:,} pixels changed, not saved yet" if work.dirty else "No unsaved change.")
+    if do_save or do_next:
+        _save(ds, work, note, force=False, then=next_id if do_next else None)
+    stale = st.session_state.get(STALE)
+    if stale and stale[0] == work.image_id:
+        v = stale[1]
+        st.warning(stale_message(v) + " Load it (your changes here are dropped), or save yours over it "
+                   "(it stays in the history).", icon=":material/sync_problem:")
+        l1, l2 = st.columns(2)
+        if l1.button(f"Load version {v.number}", key=P + "stale_load", width="stretch"):
+            st.session_state.pop(STALE, None)
+            forget(loaded, work.image_id)
+            st.rerun()
+        if l2.button("Save mine over it", key=P + "stale_force", type="primary", width="stretch"):
+            st.session_state.pop(STALE, None)
+            _save(ds, work, note, force=True, then=None)
+
+
+def _save(ds, work: Work, note: str, force: bool, then: str | None) -> None:
+    try:
+        v = save(ds, work, note, review_store(), force=force)
+    except corr.StaleVersion as e:
+        st.session_state[STALE] = (work.image_id, e.latest)
+        st.rerun()
+    except ValueError as e:
+        st.error(str(e))
+        return
+    st.session_state.pop(f"{NOTE}_{work.image_id}", None)
+    flash(f"Saved {work.image_id} as version {v.number} ({v.changed_px or 0:,} pixels changed).")
+    if then:
+        go_to(then)
+    st.rerun()
+
+
+def show_flash() -> None:
+    text = st.session_state.pop(FLASH, None)
+    if text:
+        st.toast(text, icon=":material/check_circle:")
+
+
+# --- history ----------------------------------------------------------------------------------
+def _when(at) -> str:
+    if isinstance(at, _dt.datetime):
+        return f"{at:%Y-%m-%d %H:%M:%S} UTC"
+    return str(at)
+
+
+def history_table(vs) -> pd.DataFrame:
+    rows = [{"version": v.number, "who": v.who, "when": _when(v.at), "tool": v.tool, "note": v.note,
+             "changed px": v.changed_px, "original": bool(v.original)} for v in reversed(vs)]
+    return pd.DataFrame(rows, columns=["version", "who", "when", "tool", "note", "changed px", "original"])
+
+
+def history_section(loaded: Loaded, work: Work) -> None:
+    """The image's versions, a diff of any version against the one before or the original, revert."""
+    ds, store = loaded.ds, review_store()
+    vs = corr.versions(ds, work.image_id, store)
+    if not vs:
+        st.info("No saved version yet: this image shows its file's mask. Saving in the editor makes version 1.")
+        return
+    latest = vs[-1].number
+    st.dataframe(history_table(vs), hide_index=True, width="stretch",
+                 column_config={"changed px": st.column_config.NumberColumn(format="localized")})
+    numbers = [v.number for v in reversed(vs)] + [0]
+    label = {v.number: f"version {v.number} · {v.who} · {_when(v.at)}" for v in vs} | {0: "the original (file)"}
+    c1, c2 = st.columns(2)
+    number = c1.selectbox("Show version", numbers, format_func=label.get, key=f"{HIST_NUMBER}_{work.image_id}")
+    against_choices = ["the version before", "the original"]
+    against = c2.radio("Compared with", against_choices, key=f"{HIST_AGAINST}_{work.image_id}", horizontal=True)
+    before_no = 0 if against == "the original" or number == 0 else max(
+        [v.number for v in vs if v.number < number], default=0)
+    after = corr.version_mask(ds, work.image_id, number, store)
+    before = corr.version_mask(ds, work.image_id, before_no, store)
+    image = ds.image(work.image_id)
+    if after is None or before is None:
+        st.info("This image has no mask in one of the two versions (unlabeled).")
+    else:
+        diff = corr.mask_diff(before, after, ds.class_map)
+        left, right = st.columns([3, 2])
+        left.image(diff_picture(image, before, after, ds.class_map), width="stretch",
+                   caption=f"{label[number]} vs {label[before_no]}: {diff.changed_px:,} pixels differ (highlighted)")
+        with right:
+            st.markdown(f"**Pixels per class** ({label[before_no]} → {label[number]})")
+            if diff.table.empty:
+                st.caption("No pixel differs.")
+            else:
+                st.dataframe(diff.table, hide_index=True, width="stretch")
+    cur = "the original" if number == 0 else f"version {number}"
+    if number == latest:
+        st.caption(f"{label[number]} is the current mask.")
+        return
+    if work.dirty:
+        st.caption("Save or discard the editor's changes before reverting.")
+    if st.button(f"Revert to {cur}", icon=":material/history:", key=P + "revert", disabled=work.dirty,
+                 help="Makes it current as a new version; nothing is deleted"):
+        try:
+            v = corr.revert_correction(ds, work.image_id, number, store=store, who=current_user(), expected=latest)
+        except corr.StaleVersion as e:
+            st.warning(stale_message(e.latest) + " Look at the history again.")
+            return
+        forget(loaded, work.image_id)
+        flash(f"Reverted {work.image_id} to {cur}: version {v.number}.")
+        st.rerun()
