@@ -386,6 +386,23 @@ def test_label_quality_ranks_the_runs_own_validation_images(ds, members, tmp_pat
         store.close()
 
 
+def test_label_quality_of_big_images_runs_cleanlab_on_reduced_probabilities(ds, members, monkeypatch):
+    """Images larger than CLEANLAB_SIDE: cleanlab sees block-averaged probabilities (bounded
+    memory whatever the photos' size); the issue map comes back at the image's size."""
+    import seglib.predict.quality as quality
+
+    seen = []
+    real = quality._issues
+    monkeypatch.setattr(quality, "_issues", lambda labels, probs: (seen.append(probs.shape), real(labels, probs))[1])
+    monkeypatch.setattr(quality, "CLEANLAB_SIDE", 32)     # the demo's 64x128 as if it were big
+    lq = label_quality(ds, members[0], device="cpu", use_cache=False)
+    assert seen and all(shape[-2:] == (16, 32) for shape in seen)   # a factor of 4 on both sides
+    first = lq.table.iloc[0]
+    issues = lq.issues(first.image_id)
+    assert issues.shape == ds.mask(first.image_id).shape
+    assert issues.mean() == pytest.approx(first.issue_share)         # whole 4x4 blocks
+
+
 def test_suggestions_are_labels_far_below_the_others_on_a_log_scale():
     from seglib.predict.quality import suggest
 

@@ -13,11 +13,12 @@ through :func:`seglib.outliers.label_quality_from_predictions`) and finds the su
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 from .. import cache
 from ..outliers.base import robust_z
@@ -25,18 +26,40 @@ from ..outliers.label_quality import Z_LOW, label_quality_from_predictions
 from .members import Layout, Member, dataset_layout
 from .run import PREDICT_VERSION, digest, held_identities, member_plans, probs_batches, resolve_device
 
+# cleanlab gets every image of one size at once: probabilities of images larger than this on
+# their longer side are averaged down by a whole factor first (labels taken at the same grid),
+# so its memory is a few MB an image whatever the photos' size. Ranking and the issue map are
+# about regions, not single pixels; the map is scaled back up to the image.
+CLEANLAB_SIDE = 256
+
 
 @dataclass
 class LabelQuality:
     table: pd.DataFrame        # one row per image, most suspicious first (flag-table columns + extras)
-    shapes: dict[str, tuple[int, int]]
-    packed: dict[str, np.ndarray]   # id -> np.packbits of the issue mask
+    shapes: dict[str, tuple[int, int]]   # the images' sizes
+    packed: dict[str, np.ndarray]   # id -> np.packbits of the issue mask (at ``grids[id]``)
     member: str
+    grids: dict[str, tuple[int, int]] = field(default_factory=dict)   # size cleanlab saw; default: shapes
 
     def issues(self, image_id: str) -> np.ndarray:
         """bool (H, W): pixels cleanlab finds mislabeled."""
-        h, w = self.shapes[image_id]
-        return np.unpackbits(self.packed[image_id], count=h * w).astype(bool).reshape(h, w)
+        h, w = self.grids.get(image_id, self.shapes[image_id])
+        small = np.unpackbits(self.packed[image_id], count=h * w).astype(bool).reshape(h, w)
+        full_h, full_w = self.shapes[image_id]
+        if (h, w) == (full_h, full_w):
+            return small
+        f = -(-max(full_h, full_w) // max(h, w))   # the factor it was reduced by
+        return np.repeat(np.repeat(small, f, 0), f, 1)[:full_h, :full_w]
+
+
+def reduce_for_cleanlab(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, K, H, W) probabilities averaged over f x f blocks and (B, H, W) labels taken at each
+    block's corner, f the smallest whole factor that brings the longer side to CLEANLAB_SIDE."""
+    h, w = labels.shape[-2:]
+    f = -(-max(h, w) // CLEANLAB_SIDE)
+    if f <= 1:
+        return probs, labels
+    return F.avg_pool2d(probs.float(), f, f, ceil_mode=True), labels[:, ::f, ::f]
 
 
 def label_quality(ds, member: Member, ids: Sequence[str] | None = None, *, tta: bool = False,
@@ -60,7 +83,7 @@ def label_quality(ds, member: Member, ids: Sequence[str] | None = None, *, tta: 
         raise ValueError(f"{member.name}: none of its validation images is a labeled image of {ds.source}")
     fingerprint = fingerprint or ds.fingerprint()
     plans = member_plans([member], tile)
-    key = digest(PREDICT_VERSION, "label_quality", fingerprint, ids, bool(tta), member.identity,
+    key = digest(PREDICT_VERSION, "label_quality", 2, fingerprint, ids, bool(tta), member.identity,
                  plans[member.name].key())
     hit = cache.load("label_quality", key) if use_cache else None
     if hit is not None:
@@ -68,28 +91,30 @@ def label_quality(ds, member: Member, ids: Sequence[str] | None = None, *, tta: 
     device = resolve_device(device)
     model = member.load(device)
     groups: dict[tuple[int, int], dict[str, list]] = {}
+    files = fingerprint if getattr(ds, "corrections", None) is None else ds.files_fingerprint()
     for batch, probs in probs_batches(ds, {member.name: model}, ids, layout, tta, batch_size, device, progress,
-                                      identities=held_identities([member], fingerprint, tile), plans=plans):
+                                      identities=held_identities([member], files, tile), plans=plans):
         if batch.masks is None:
             continue
         g = groups.setdefault(tuple(batch.masks.shape[1:]), {"ids": [], "labels": [], "probs": []})
         p = probs[member.name].cpu()
         y = batch.masks.cpu()
         y = torch.where(y < layout.num_classes, y, p.max(1)[1])  # unknown pixels: never an issue
+        p, y = reduce_for_cleanlab(p, y)
         g["ids"] += batch.ids
         g["labels"].append(y.numpy())
-        g["probs"].append(p.numpy())
-    tables, shapes, packed = [], {}, {}
+        g["probs"].append(p.float().numpy())
+    tables, shapes, grids, packed = [], {}, {}, {}
     for (h, w), g in groups.items():
         labels, probs = np.concatenate(g["labels"]), np.concatenate(g["probs"])
         tables.append(_rank(labels, probs, g["ids"]))
         for i, m in zip(g["ids"], _issues(labels, probs), strict=True):
-            shapes[i], packed[i] = (h, w), np.packbits(m.reshape(-1))
+            shapes[i], grids[i], packed[i] = (h, w), m.shape, np.packbits(m.reshape(-1))
     table = pd.concat(tables).sort_values("score", ascending=False, kind="mergesort").reset_index(drop=True)
-    share = {i: float(np.unpackbits(packed[i], count=h * w).mean()) for i, (h, w) in shapes.items()}
+    share = {i: float(np.unpackbits(packed[i], count=h * w).mean()) for i, (h, w) in grids.items()}
     table["issue_share"] = table["image_id"].map(share)
     table["suggested"] = suggest(table["quality"].to_numpy())
-    result = LabelQuality(table, shapes, packed, member.name)
+    result = LabelQuality(table, shapes, packed, member.name, grids)
     if use_cache:
         _save(key, result)
     return result
@@ -125,6 +150,7 @@ def _issues(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
 def _save(key: str, lq: LabelQuality) -> None:
     ids = list(lq.shapes)
     arrays = {"shapes": np.array([lq.shapes[i] for i in ids], np.int32).reshape(-1, 2),
+              "grids": np.array([lq.grids.get(i, lq.shapes[i]) for i in ids], np.int32).reshape(-1, 2),
               "sizes": np.array([len(lq.packed[i]) for i in ids], np.int64),
               "packed": np.concatenate([lq.packed[i] for i in ids]) if ids else np.zeros(0, np.uint8)}
     cache.save("label_quality", key, arrays, {"ids": ids, "member": lq.member,
@@ -138,6 +164,7 @@ def _from_cache(hit: dict, name: str) -> LabelQuality:
     starts = ends - hit["sizes"]
     packed = {i: hit["packed"][s:e] for i, s, e in zip(ids, starts, ends, strict=True)}
     shapes = {i: tuple(int(v) for v in s) for i, s in zip(ids, hit["shapes"], strict=True)}
+    grids = {i: tuple(int(v) for v in s) for i, s in zip(ids, hit.get("grids", hit["shapes"]), strict=True)}
     table = pd.DataFrame(meta["table"])
     table["suggested"] = table["suggested"].astype(bool)
-    return LabelQuality(table, shapes, packed, meta.get("member", name))
+    return LabelQuality(table, shapes, packed, meta.get("member", name), grids)
