@@ -46,7 +46,8 @@ def cmd_stats(args) -> int:
         return 0
     fixed = len(ds.corrected_ids)
     print(f"{ds.source}: {doc['n_images']} images, {doc['n_labeled']} labeled, {len(ds.class_map)} classes "
-          f"({ds.kind}, {ds.encoding} masks" + (f"; {fixed} corrected masks from the review store" if fixed else "")
+          f"({ds.kind}, {ds.encoding} masks"
+          + (f"; {fixed} corrected mask{'s' * (fixed != 1)} from the review store" if fixed else "")
           + ")")
     print(f"{'id':>3}  {'class':<20} {'pixels':>12} {'share':>8} {'images':>7}")
     for c in doc["classes"]:
