@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import hashlib
 
-import cv2
 import numpy as np
 import streamlit as st
 
 from seglib import viz
+from seglib.edit.session import regions_picture
 
 from . import editor as ed
 from .data import Loaded
@@ -23,7 +23,6 @@ TTA = P + "tta"              # bool: test-time flips
 REJECTED = P + "rejected"    # dict[image id, set[str]]: regions hidden by "Reject"
 SHOWN = 12                   # regions listed at once
 ENSEMBLES = {"mean": "mean of probabilities", "vote": "majority vote"}
-REGION_COLOR = (255, 0, 255)
 
 
 def _modules():
@@ -46,22 +45,6 @@ def describe(region, class_map) -> str:
     """"412 px: label road → model building"."""
     return (f"{int(region.area):,} px: label {class_map.name_of(int(region.label_class))} → "
             f"model {class_map.name_of(int(region.pred_class))}")
-
-
-def regions_picture(image: np.ndarray, mask: np.ndarray, regions: list, class_map, size: int = 640) -> np.ndarray:
-    """The image and working mask, each listed region outlined in magenta and numbered 1, 2, ..."""
-    base = viz.overlay(image, mask, class_map, 0.35)
-    h, w = mask.shape
-    s = max(1, size // max(h, w))
-    pic = cv2.resize(base, (w * s, h * s), interpolation=cv2.INTER_NEAREST) if s > 1 else base.copy()
-    for n, r in enumerate(regions, start=1):
-        m = cv2.resize(np.asarray(r.pixels, np.uint8), (pic.shape[1], pic.shape[0]), interpolation=cv2.INTER_NEAREST)
-        contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(pic, contours, -1, REGION_COLOR, max(1, s // 3))
-        y0, x0 = int(r.bbox[0]) * s, int(r.bbox[1]) * s
-        cv2.putText(pic, str(n), (x0 + 2, max(y0 + 12, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 2)
-        cv2.putText(pic, str(n), (x0 + 2, max(y0 + 12, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, REGION_COLOR, 1)
-    return pic
 
 
 @st.cache_resource(max_entries=64, show_spinner="Predicting the image…")

@@ -97,21 +97,26 @@ def browser():
         b.close()
 
 
+@contextlib.contextmanager
+def _window(browser, height: int):
+    ctx = browser.new_context(viewport={"width": 1400, "height": height})
+    try:
+        yield ctx.new_page()
+    finally:
+        ctx.close()
+
+
 @pytest.fixture
 def page(browser):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    pg = ctx.new_page()
-    yield pg
-    ctx.close()
+    with _window(browser, 1000) as pg:
+        yield pg
 
 
 @pytest.fixture
 def tall_page(browser):
     """A tall window: Streamlit scrolls inside its own container, so a screenshot shows the viewport."""
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1900})
-    pg = ctx.new_page()
-    yield pg
-    ctx.close()
+    with _window(browser, 1900) as pg:
+        yield pg
 
 
 @contextlib.contextmanager
