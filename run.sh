@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/venv.sh
+venv="${SEGLIB_VENV:-$PWD/.venv}"   # where scripts/venv.sh put it
 export NO_ALBUMENTATIONS_UPDATE=1 HF_HUB_OFFLINE=1
 args=()
 for a in "$@"; do
@@ -17,4 +18,4 @@ for a in "$@"; do
     args+=("$a")
   fi
 done
-exec .venv/bin/python -m streamlit run app.py "${args[@]}"
+exec "$venv"/bin/python -m streamlit run app.py "${args[@]}"

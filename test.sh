@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/venv.sh dev
+venv="${SEGLIB_VENV:-$PWD/.venv}"   # where scripts/venv.sh put it
 if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing Debian's chromium for the browser tests" >&2
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
@@ -17,6 +18,6 @@ if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && [ "$(id -u)" = 0 ] &
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
     || echo "postgresql could not be installed: tests/test_postgres.py will be skipped" >&2
 fi
-.venv/bin/ruff check .
+"$venv"/bin/ruff check .
 export NO_ALBUMENTATIONS_UPDATE=1 HF_HUB_OFFLINE=1 MPLBACKEND=Agg
-exec .venv/bin/python -m pytest "$@"
+exec "$venv"/bin/python -m pytest "$@"

@@ -1,10 +1,13 @@
 """Dataset page glue: the thumbnail grid, its view controls, the detail view and review actions."""
 from __future__ import annotations
 
+import base64
+import io
 from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import streamlit as st
+from PIL import Image
 from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 from seglib import browse, viz
@@ -18,6 +21,7 @@ from .data import Loaded, review_store
 PAGE = "dataset_page"            # int: 0-based page of the grid
 PAGE_FOR = "dataset_page_for"    # the filter the page number belongs to (a new filter starts at page 0)
 DETAIL = "dataset_detail"        # str: image id shown in the detail view
+DETAIL_SCALE = "dataset_detail_scale"  # "Fit" | "1:1": how the detail view shows a big image
 VIEW = "dataset_view"            # View: the grid's drawing settings, reused by the detail view
 V = "dataset_v_"                 # prefix of the view widget keys
 MODE_LABELS = {"overlay": "Overlay", "image": "Image", "mask": "Mask", "side_by_side": "Side by side"}
@@ -107,6 +111,19 @@ def grid(loaded: Loaded, ids: list[str], states: dict[str, str], view: View, per
                 detail(loaded, ids)
 
 
+def pannable(picture, height: int = 640) -> None:
+    """``picture`` at its own size in a box that scrolls both ways (st.image would shrink it to
+    the column). PNG: class borders stay exact; fast compression, it is sent once."""
+    buf = io.BytesIO()
+    Image.fromarray(picture).save(buf, format="PNG", compress_level=1)
+    h, w = picture.shape[:2]
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    st.html(f'<div class="seglib-pan" style="overflow:auto;max-height:{height}px;max-width:100%">'
+            f'<img src="data:image/png;base64,{data}" width="{w}" height="{h}" '
+            f'style="max-width:none;image-rendering:pixelated" alt="1:1"></div>')
+    st.caption(f"1:1, {h}×{w} px: scroll (or Shift + wheel) to pan.")
+
+
 @st.dialog("Image detail", width="large")
 def detail(loaded: Loaded, ids: list[str]) -> None:
     """Full-size view of ``st.session_state[DETAIL]`` with per-class pixels, flag/clear and
@@ -121,9 +138,16 @@ def detail(loaded: Loaded, ids: list[str]) -> None:
         st.warning(f"`{p.file}`: {p.problem}")
     if img is None:
         return
-    if max(img.shape[:2]) < DETAIL_PX:  # small crops: grow by whole pixels, or the browser blurs them
-        img, mask = viz.thumbnail_pair(img, mask, DETAIL_PX)
-    st.image(view.draw(img, mask, cmap), width="stretch")
+    big = max(img.shape[:2]) > DETAIL_PX
+    scale = st.segmented_control("Size", ["Fit", "1:1"], default="Fit", key=DETAIL_SCALE,
+                                 disabled=not big, help="1:1: one screen pixel per image pixel; scroll to pan") \
+        if big else "Fit"
+    if scale == "1:1":
+        pannable(view.draw(img, mask, cmap))
+    else:
+        if not big:  # small crops: grow by whole pixels, or the browser blurs them
+            img, mask = viz.thumbnail_pair(img, mask, DETAIL_PX)
+        st.image(view.draw(img, mask, cmap), width="stretch")
     table = ui_browse.per_image(loaded)
     row = table.loc[image_id]
     overlay = ds.corrections

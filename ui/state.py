@@ -17,3 +17,8 @@ def init() -> None:
     qp = st.query_params.get("dataset")
     if qp and not st.session_state[DATASET]:
         st.session_state[DATASET] = qp
+    # A switch of page through the navigation clears the URL's query: put the dataset back, or a
+    # reload after visiting another page would open the demo.
+    current = st.session_state[DATASET]
+    if current and st.query_params.get("dataset") != current:
+        st.query_params["dataset"] = current

@@ -235,15 +235,32 @@ def _label_findings(f: Features, stats) -> dict[int, list[tuple[float, str]]]:
             add(k, MISSING_CLASS_SCORE, f"no {names.get(int(c), c)}, which {share[c]:.1%} of masks have")
     for k, (s, words) in _layout_rare(f, lab, names).items():
         add(k, LAYOUT_SCORE + LAYOUT_SPAN * min(1.0, s / 0.3), words)
-    pieces = f.fragments.sum(1).astype(np.float64)
-    z = np.zeros(len(f))
-    z[lab] = robust_z(pieces[lab])
-    med = float(np.median(pieces[lab]))
-    for k in np.flatnonzero(lab & (z >= PIECES_Z) & (pieces >= 2 * med + 4)):
-        c = int(f.fragments[k].argmax())
-        add(k, z_score(z[k]), f"mask in {int(pieces[k])} pieces ({names.get(c, c)} in {f.fragments[k, c]}); "
-                              f"dataset median {med:.0f}, {z[k]:.1f} robust SDs above")
+    for k, score, words in _fragmented(f, lab, aligned(stats, f, "shape"), names):
+        add(k, score, words)
     return found
+
+
+def _fragmented(f: Features, lab: np.ndarray, shape: np.ndarray, names: dict) -> list[tuple[int, float, str]]:
+    """Masks in far more pieces than their size makes usual. A tile of 4 MP holds ~20x the pieces of
+    one of 0.2 MP, so pieces are compared per pixel (a density), and the count expected for the
+    image's own area is what the reason quotes. On a dataset of one size this is the plain count."""
+    pieces = f.fragments.sum(1).astype(np.float64)
+    area = np.maximum(shape[:, 0].astype(np.float64) * shape[:, 1], 1.0)
+    density = pieces / area
+    z = np.zeros(len(f))
+    z[lab] = robust_z(density[lab])
+    med = float(np.median(density[lab]))
+    expected = med * area
+    same_size = np.ptp(area[lab]) == 0
+    out = []
+    for k in np.flatnonzero(lab & (z >= PIECES_Z) & (pieces >= 2 * expected + 4)):
+        c = int(f.fragments[k].argmax())
+        usual = (f"dataset median {expected[k]:.0f}" if same_size else
+                 f"{expected[k]:,.0f} expected at its size ({area[k] / 1e6:.1f} MP; dataset median "
+                 f"{med * 1e6:,.0f} per MP)")
+        out.append((int(k), z_score(z[k]), f"mask in {int(pieces[k])} pieces ({names.get(c, c)} in "
+                                           f"{f.fragments[k, c]}); {usual}, {z[k]:.1f} robust SDs above"))
+    return out
 
 
 @detector("label_stats")
