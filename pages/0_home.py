@@ -3,8 +3,9 @@ import pandas as pd
 import streamlit as st
 
 from seglib import viz
+from seglib.stats import SIZES_SHOWN, describe_sizes
 from seglib.viz import plots
-from ui import data, nav
+from ui import banners, class_fix, data, nav
 from ui import dataset_grid as grid
 
 nav.require_entry()
@@ -16,8 +17,12 @@ ds, stats = loaded.ds, loaded.stats
 st.title(ds.name)
 st.caption(f"`{ds.source}` · {ds.kind} dataset · {ds.encoding} masks · "
            f"class map {'made up (no classes.json)' if ds.class_map.inferred else 'given'}")
+class_fix.saved_note()
+banners.dataset_banners(loaded)  # the dataset's own problems first: one may explain every file's warning
+class_fix.class_file_fix(loaded)
 
-per_class = stats.per_class()
+# Pixels the class map lacks are a row of their own: the shares add up to all the labeled pixels.
+per_class = stats.per_class(unknown_name=f"Unknown {'colours' if ds.encoding == 'rgb' else 'values'}")
 n_labeled = int(stats.labeled.sum())
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Images", f"{len(stats.ids):,}")
@@ -33,7 +38,7 @@ elif not n_labeled:
             "train on. Masks go in a `masks/` folder beside `images/`, with the same file names.",
             icon=":material/hide_image:")
 else:
-    if not stats.scored_pixels:
+    if not stats.scored_pixels and not stats.unknown_pixels:  # unknown pixels: the banner above says why
         ignored = ", ".join(c.name for c in ds.class_map if c.ignore) or "none"
         st.warning(f"Every labeled pixel is of an ignored class ({ignored}): no pixel is scored or learned from.",
                    icon=":material/warning:")
@@ -50,9 +55,11 @@ else:
             "images_with_class": st.column_config.NumberColumn("images", help="Labeled images that contain the class")})
 
 if stats.ids:
-    sizes = stats.size_histogram()
-    st.caption("Image sizes (H×W×C): " + ", ".join(
-        f"{r.height}×{r.width}×{r.channels} ({r.count:,})" for r in sizes.head(6).itertuples()))
+    sizes = stats.sizes_largest_first()
+    st.caption(describe_sizes(sizes))
+    if len(sizes) > SIZES_SHOWN:  # the caption names the largest: every size is in the table
+        with st.expander(f"All {len(sizes)} image sizes"):
+            st.dataframe(sizes.rename(columns={"count": "images"}), hide_index=True, width="stretch")
     st.subheader("Samples")
     opacity = st.slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key="home_opacity")
     sample_ids = ds.labeled_ids[:: max(1, len(ds.labeled_ids) // 8)][:8] or ds.ids[:8]
@@ -66,7 +73,7 @@ st.subheader("Validation report")
 if not ds.report:
     st.success("Every image and mask opened cleanly; no unknown classes.")
 else:
-    report = pd.DataFrame(ds.report.to_list())
+    report = pd.DataFrame(ds.report.to_list(dataset_first=True))
     counts = report.groupby(["severity", "code"]).size().rename("files").reset_index()
     st.dataframe(counts, hide_index=True)
     st.dataframe(report[["severity", "file", "problem", "image_id"]], hide_index=True, width="stretch")

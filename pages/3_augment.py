@@ -30,13 +30,13 @@ with right:
     with t_preview:
         chosen, draws, seed, opacity = ui_aug.preview_controls(ids)
         plan = ui_aug.training_input(loaded)
-        prepare = None
-        if plan["mode"] != "full":
-            shown = {"crop": f"random {plan['size']}-px crops", "resize": f"resized to {plan['size']} px"}[plan["mode"]]
-            if st.toggle(f"As training sees it: {shown}, then the pipeline", value=True, key="augment_as_training",
-                         help=f"The Train page's input setting for this dataset ({plan['why']})"):
-                prepare = ui_aug.input_preparer(loaded, plan, seed)
-        ui_aug.preview_grid(ds, chosen, steps, draws, seed, opacity, prepare)
+        st.caption(ui_aug.training_caption(plan))
+        prepare = policy = None
+        if plan["mode"] != "full" and st.toggle(
+                f"Draw after the training input ({ui_aug.input_words(plan)})", value=True, key="augment_as_training",
+                help=f"The Train page's input setting for this dataset ({plan['why']})"):
+            prepare, policy = ui_aug.input_preparer(loaded, plan, seed)
+        ui_aug.preview_grid(loaded, chosen, steps, draws, seed, opacity, prepare, policy)
     with t_code:
         ui_aug.code_panel(steps, seed)
     with t_balance:

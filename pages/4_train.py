@@ -2,6 +2,7 @@
 and validation predictions, and look back over every run of this dataset."""
 import streamlit as st
 
+from seglib.words import plural
 from ui import data, nav, roots, train_live, train_runs
 from ui import train as ui_train
 
@@ -14,7 +15,7 @@ st.title(f"Train · {loaded.ds.name}")
 if roots.checkpoints_folder() is None:  # runs are written and read only under a dataset root
     st.stop()
 ui_train.init(loaded)
-st.caption(f"{len(loaded.ds.labeled_ids):,} labeled images · runs are saved in `{ui_train.manager().root}` and "
+st.caption(f"{plural(len(loaded.ds.labeled_ids), 'labeled image')} · runs are saved in `{ui_train.manager().root}` and "
            "train in the background: other pages and tabs stay usable.")
 ui_train.show_message()
 if len(loaded.ds.labeled_ids) < 2:

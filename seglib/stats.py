@@ -4,6 +4,7 @@
 >>> stats = compute_stats(ds)        # reads every pixel once; a second call is a cache hit
 >>> stats.per_image[["mean", "frac_4"]].describe()
 >>> stats.per_class()                # id, name, pixels, pixel_fraction, images_with_class, ignore
+>>> stats.unknown_values             # [('#8429F6', pixels, masks), ...]: what the class map lacks
 
 The pass is also the dataset's pixel-level validation: unreadable files, masks of the wrong
 size and unknown colours become problems, recorded on the dataset (bad pairs leave it).
@@ -11,6 +12,7 @@ size and unknown colours become problems, recorded on the dataset (bad pairs lea
 from __future__ import annotations
 
 import os
+import shlex
 import time
 from collections import deque
 from collections.abc import Callable
@@ -27,8 +29,11 @@ from .data.io import to_uint8
 from .data.npz import NpzDataset
 from .data.report import Problem
 
-STATS_VERSION = 5
+STATS_VERSION = 6  # 6: the unknown values and colours with their pixels and masks
 CHUNK = 1024
+UNKNOWN_KEPT = 256  # unknown values kept by name (JPEG-compressed masks have thousands): more than a class file holds
+UNKNOWN_COLOR = "#FF00FF"  # how pictures draw unknown pixels (ClassMap.lut)
+SIZES_SHOWN = 12  # image sizes a person is shown one by one; more: their range and the largest
 Progress = Callable[[int, int], None]
 
 
@@ -45,6 +50,10 @@ class DatasetStats:
     class_map: ClassMap
     problems: list[Problem] = field(default_factory=list)
     from_cache: bool = False
+    # (value or '#RRGGBB', pixels, masks) of what the class map lacks, most pixels first; at most
+    # UNKNOWN_KEPT of them, ``n_unknown_values`` says how many there were.
+    unknown_values: list[tuple] = field(default_factory=list)
+    n_unknown_values: int = 0
 
     # --- per image ---------------------------------------------------------------------
     @property
@@ -72,27 +81,44 @@ class DatasetStats:
         return pd.concat([df, pd.DataFrame(extra, index=df.index)], axis=1)
 
     # --- per dataset -------------------------------------------------------------------
-    def per_class(self) -> pd.DataFrame:
+    def per_class(self, unknown_name: str | None = None) -> pd.DataFrame:
         """id, name, color, ignore, pixels, pixel_fraction, images_with_class.
 
         ``pixel_fraction`` of a normal class is its share of the pixels of all non-ignored
-        classes; an ignore class's is its share of all labeled pixels (reported apart)."""
+        classes; an ignore class's is its share of all labeled pixels (reported apart).
+
+        With ``unknown_name`` (e.g. "Unknown colours"), pixels the class map lacks are a row of
+        their own (id UNKNOWN_INDEX, magenta as pictures draw them) when there are any, and they
+        count in the shares: the normal classes' and theirs add up to 1. A class file whose
+        colours miss the masks' then shows 99% unknown, not 100% of its one matching class."""
         rows = []
         lab = self.counts[self.labeled]
-        total = lab[:, self.class_map.ids].sum()
-        counted = sum(int(lab[:, c.id].sum()) for c in self.class_map if not c.ignore)
+        unknown = int(lab[:, UNKNOWN_INDEX].sum()) if unknown_name is not None else 0
+        total = lab[:, self.class_map.ids].sum() + unknown
+        counted = sum(int(lab[:, c.id].sum()) for c in self.class_map if not c.ignore) + unknown
         for c in self.class_map:
             pixels = int(lab[:, c.id].sum())
             denom = total if c.ignore else counted
             rows.append({"id": c.id, "name": c.name, "color": c.color, "ignore": c.ignore, "pixels": pixels,
                          "pixel_fraction": pixels / denom if denom else 0.0,
                          "images_with_class": int((lab[:, c.id] > 0).sum())})
+        if unknown:
+            rows.append({"id": UNKNOWN_INDEX, "name": unknown_name, "color": UNKNOWN_COLOR, "ignore": False,
+                         "pixels": unknown, "pixel_fraction": unknown / counted,
+                         "images_with_class": int((lab[:, UNKNOWN_INDEX] > 0).sum())})
         return pd.DataFrame(rows)
 
     def size_histogram(self) -> pd.DataFrame:
         """height, width, channels, count: one row per image size, most common first."""
         df = pd.DataFrame(self.shape, columns=["height", "width", "channels"])
         return df.value_counts().rename("count").reset_index()
+
+    def sizes_largest_first(self) -> pd.DataFrame:
+        """:meth:`size_histogram` ordered by pixels (height x width), largest first."""
+        sizes = self.size_histogram()
+        area = sizes["height"].astype(np.int64) * sizes["width"]
+        order = np.lexsort((-sizes["channels"].to_numpy(), -sizes["width"].to_numpy(), -area.to_numpy()))
+        return sizes.iloc[order].reset_index(drop=True)
 
     def cooccurrence(self) -> pd.DataFrame:
         """K x K: number of labeled images that contain both classes (names on both axes)."""
@@ -118,10 +144,27 @@ class DatasetStats:
             "n_excluded": len({p.image_id for p in problems if p.excluded and p.image_id}),
             "classes": self.per_class().drop(columns=["color"]).to_dict("records"),
             "unknown_pixels": self.unknown_pixels,
+            "unknown_values": [{"value": k, "pixels": px, "masks": m} for k, px, m in self.unknown_values],
             "sizes": self.size_histogram().to_dict("records"),
             "problems": [p.to_dict() for p in problems],
             "corrected_masks": dataset.corrected_ids if dataset is not None else [],
         }
+
+
+def describe_sizes(sizes: pd.DataFrame, show: int = SIZES_SHOWN) -> str:
+    """Image sizes for a person, largest first (``sizes``: :meth:`DatasetStats.sizes_largest_first`):
+    all of them when there are at most ``show``; else their number, their range and the largest
+    ones, saying how many more there are. Never drops a size silently."""
+    def size(r) -> str:
+        return f"{r.height}×{r.width}×{r.channels} ({r.count:,})"
+    rows = list(sizes.itertuples())
+    if not rows:
+        return "no image sizes"
+    if len(rows) <= show:
+        return f"Image sizes (H×W×C, images), largest first: {', '.join(size(r) for r in rows)}"
+    big, small, kept = rows[0], rows[-1], max(1, show - 4)
+    return (f"{len(rows)} image sizes (H×W×C, images) from {small.height}×{small.width} to {big.height}×{big.width}; "
+            f"the {kept} largest: {', '.join(size(r) for r in rows[:kept])}; and {len(rows) - kept} more")
 
 
 # =========================================================================================
@@ -271,14 +314,29 @@ def _compute(ds: SegDataset, progress: Progress | None) -> DatasetStats:
         ids, counts, inten, shape, problems, unknown = _stats_per_image(ds, ds.ids, progress)
     labeled = np.array([ds.is_labeled(i) for i in ids], bool)
     class_map = ds.class_map
+    totals = _unknown_totals(unknown)
     if class_map.inferred and ds.encoding in ("index", "palette", "binary"):
         seen = np.flatnonzero(counts[labeled].sum(0)[:UNKNOWN_INDEX])
         class_map = class_map.extended(seen.tolist())
     elif class_map.inferred and ds.encoding == "rgb" and unknown:
         class_map, problems = _learn_colours(class_map, ids, counts, unknown, problems)
+        if class_map is not ds.class_map:
+            totals = []  # every colour became a class
     elif ds.encoding == "rgb":
-        problems = problems + _colours_disagree(ds, class_map, counts[labeled], unknown)
-    return DatasetStats(ids, labeled, counts, inten, shape, class_map, problems)
+        problems = problems + _colours_disagree(ds, class_map, counts[labeled], totals)
+    return DatasetStats(ids, labeled, counts, inten, shape, class_map, problems,
+                        unknown_values=totals[:UNKNOWN_KEPT], n_unknown_values=len(totals))
+
+
+def _unknown_totals(unknown: dict[str, dict]) -> list[tuple]:
+    """[(value or colour, pixels, masks)] over every image's unknown values, most pixels first."""
+    total: dict = {}
+    for unk in unknown.values():
+        for key, px in unk.items():
+            t = total.setdefault(key, [0, 0])
+            t[0] += int(px)
+            t[1] += 1
+    return sorted(((k, px, m) for k, (px, m) in total.items()), key=lambda t: (-t[1], str(t[0])))
 
 
 def _compute_corrected(ds: SegDataset, progress: Progress | None, use_cache: bool, cache_root) -> DatasetStats:
@@ -298,7 +356,9 @@ def _compute_corrected(ds: SegDataset, progress: Progress | None, use_cache: boo
     class_map = files.class_map
     if class_map.inferred and ds.encoding in ("index", "palette", "binary"):
         class_map = class_map.extended(np.flatnonzero(counts[labeled].sum(0)[:UNKNOWN_INDEX]).tolist())
-    return DatasetStats(ids, labeled, counts, files.intensity, files.shape, class_map, problems)
+    # The files' unknown values: what a class file describes (corrected masks hold class ids, never unknown ones).
+    return DatasetStats(ids, labeled, counts, files.intensity, files.shape, class_map, problems,
+                        unknown_values=files.unknown_values, n_unknown_values=files.n_unknown_values)
 
 
 def _learn_colours(class_map: ClassMap, ids, counts, unknown: dict, problems: list[Problem]):
@@ -323,7 +383,8 @@ def _learn_colours(class_map: ClassMap, ids, counts, unknown: dict, problems: li
     return learned, [p for p in problems if not (p.code == "unknown_class" and p.image_id in unknown)]
 
 
-def _colours_disagree(ds: SegDataset, class_map: ClassMap, lab_counts: np.ndarray, unknown: dict) -> list[Problem]:
+def _colours_disagree(ds: SegDataset, class_map: ClassMap, lab_counts: np.ndarray,
+                      totals: list[tuple]) -> list[Problem]:
     """Where a class file's colours and the masks' colours disagree (public sets ship such files):
     one warning for colours in the masks that the file lacks (with pixels), one for the file's
     colours that no mask uses. Neither side is trusted silently."""
@@ -332,19 +393,15 @@ def _colours_disagree(ds: SegDataset, class_map: ClassMap, lab_counts: np.ndarra
         return []
     name = os.path.basename(source)
     out = []
-    total: dict[str, list[int]] = {}
-    for unk in unknown.values():
-        for colour, px in unk.items():
-            t = total.setdefault(colour, [0, 0])
-            t[0] += px
-            t[1] += 1
-    if total:
-        items = sorted(total.items(), key=lambda kv: -kv[1][0])
-        shown = ", ".join(f"{c} ({px:,} px in {m} mask{'s' * (m != 1)})" for c, (px, m) in items[:12])
+    if totals:
+        items = totals
+        shown = ", ".join(f"{c} ({px:,} px in {m} mask{'s' * (m != 1)})" for c, px, m in items[:12])
         more = f" and {len(items) - 12} more" if len(items) > 12 else ""
         out.append(Problem(source, f"{len(items)} colour{'s' * (len(items) != 1)} in the masks "
                            f"{'are' if len(items) != 1 else 'is'} not in {name}: {shown}{more}; "
-                           "their pixels count as unknown (fix the colours in the class file)",
+                           "their pixels count as unknown (fix the colours in the class file; "
+                           f"`seglib classes {shlex.quote(str(ds.source))} --write-from-masks` writes one from "
+                           "the masks' colours)",
                            "class_file_colours_missing", None, excluded=False, severity="warning"))
     px = lab_counts.sum(0)
     unseen = [c for c in class_map if not px[c.id]]
@@ -373,7 +430,9 @@ def compute_stats(ds: SegDataset, use_cache: bool = True, progress: Progress | N
         counts[:, meta["count_columns"]] = hit["counts"]
         stats = DatasetStats(meta["ids"], hit["labeled"], counts, hit["intensity"], hit["shape"],
                           ClassMap.from_list(meta["class_map"]) if meta["class_map"] else ds.class_map,
-                          [Problem(**p) for p in meta["problems"]], from_cache=True)
+                          [Problem(**p) for p in meta["problems"]], from_cache=True,
+                          unknown_values=[tuple(v) for v in meta["unknown_values"]],
+                          n_unknown_values=meta["n_unknown_values"])
         stats.class_map.inferred = meta["inferred"]
     else:
         stats = _compute_corrected(ds, progress, use_cache, cache_root) if ds.corrected_ids else _compute(ds, progress)
@@ -382,6 +441,8 @@ def compute_stats(ds: SegDataset, use_cache: bool = True, progress: Progress | N
                                   "intensity": stats.intensity, "shape": stats.shape},
                    meta={"ids": stats.ids, "count_columns": used.tolist(),
                          "problems": [p.to_dict() for p in stats.problems],
+                         "unknown_values": [list(v) for v in stats.unknown_values],
+                         "n_unknown_values": stats.n_unknown_values,
                          "class_map": stats.class_map.to_list(), "inferred": stats.class_map.inferred},
                    root=cache_root)
     ds.record_problems(stats.problems)

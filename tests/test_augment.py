@@ -24,7 +24,7 @@ from seglib.augment import (
     to_json,
     to_python,
 )
-from seglib.augment.registry import NOT_VALID_ARGS, SHIFT_SCALE_ROTATE, default_params, quiet
+from seglib.augment.registry import IGNORE_INDEX, NOT_VALID_ARGS, SHIFT_SCALE_ROTATE, default_params, quiet
 
 HW = (64, 128)
 
@@ -63,7 +63,7 @@ def test_spatial_transforms_never_invent_mask_values(name, pair):
     compose = build_compose([{**new_step(name, HW), "p": 1.0}], seed=1)
     for _ in range(6):
         out = compose(image=img, mask=mask)
-        assert set(np.unique(out["mask"])) <= {0, 5, 9}
+        assert set(np.unique(out["mask"])) <= {0, 5, 9, IGNORE_INDEX}  # borders from outside: ignored, no class
 
 
 @pytest.mark.parametrize("name", ["Affine", "ElasticTransform", "Resize"])
@@ -177,7 +177,8 @@ def test_python_code_builds_the_same_pipeline(pair):
     steps = [new_step("HorizontalFlip", HW), {**new_step("Affine", HW), "p": 0.7}]
     steps[1]["params"].update(rotate=(-15.0, 15.0), border_mode=2)
     code = to_python(steps, seed=5)
-    assert "A.Affine(translate_percent=(0.0, 0.0), rotate=(-15.0, 15.0), border_mode=cv2.BORDER_REFLECT, p=0.7)" in code
+    assert ("A.Affine(translate_percent=(0.0, 0.0), rotate=(-15.0, 15.0), border_mode=cv2.BORDER_REFLECT, "
+            "fill_mask=255, p=0.7)") in code
     ns: dict = {}
     exec(code, ns)  # the code a user copies must run as is
     assert _same(preview(ns["pipeline"], [pair], 4, seed=5), preview(build_compose(steps), [pair], 4, seed=5))
@@ -202,3 +203,106 @@ def test_pick_images_is_seeded_ordered_and_bounded():
     assert len(set(a)) == 8 and a == sorted(a)
     assert pick_images(ids[:3], 8) == ids[:3]
 
+
+
+# --- borders brought in by spatial steps: the ignore index, never class 0 ------------------------
+def _rotated_default(hw):
+    """The default pipeline with its Affine always on, turning 30 degrees and shifting by a fifth."""
+    steps = default_steps(hw)
+    affine = next(s for s in steps if s["name"] == "Affine")
+    affine["p"] = 1.0
+    affine["params"].update(rotate=(30.0, 30.0), translate_percent=(0.2, 0.2))
+    return steps
+
+
+def test_default_pipeline_fills_borders_with_the_ignore_index():
+    import seglib.metrics
+
+    assert IGNORE_INDEX == seglib.metrics.IGNORE_INDEX == 255  # what the losses and metrics skip
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)
+    ones = np.ones((64, 96), np.uint8)
+    out = build_compose(_rotated_default((64, 96)), seed=0)(image=img, mask=ones)["mask"]
+    assert set(np.unique(out).tolist()) == {1, IGNORE_INDEX}   # not a single pixel of class 0
+    assert out[0, 0] == IGNORE_INDEX and 0.05 < (out == IGNORE_INDEX).mean() < 0.6  # corners came from outside
+    assert check_pipeline(_rotated_default((64, 96)), [(img, ones)]) == []  # ignored borders are no finding
+    for name in ("Rotate", "ShiftScaleRotate", "Affine", "SafeRotate", "Perspective", "PadIfNeeded"):
+        if name in TRANSFORMS:
+            assert new_step(name, (64, 96))["params"]["fill_mask"] == IGNORE_INDEX, name
+
+
+def test_a_class_id_as_border_fill_is_still_reported(pair):
+    step = {**new_step("Affine", HW), "p": 1.0}
+    step["params"].update(rotate=(30.0, 30.0), fill_mask=3)
+    found = check_pipeline([step], [pair])
+    assert any("fill_mask=3" in f.message and f"fill_mask to {IGNORE_INDEX}" in f.message for f in found)
+
+
+def test_training_leaves_the_ignored_borders_out_of_losses_and_metrics():
+    import torch
+
+    from seglib.losses import LossConfig, build_loss
+    from seglib.metrics import ConfusionMatrix
+
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)
+    out = build_compose(_rotated_default((64, 96)), seed=0)(image=img, mask=np.ones((64, 96), np.uint8))["mask"]
+    target = torch.from_numpy(out.astype(np.int64))[None]
+    border = torch.from_numpy(out == IGNORE_INDEX)
+    assert border.any()
+    cm = ConfusionMatrix(num_classes=2)
+    cm.update(torch.zeros_like(target), target)          # every pixel predicted as class 0
+    assert int(cm.matrix.sum()) == int((out == 1).sum())  # the border pixels are not counted
+    for formula in ("ce", "focal+dice", "lovasz"):
+        loss = build_loss(LossConfig(formula=formula), num_classes=2, scored=[0, 1])
+        logits = torch.randn(1, 2, 64, 96, generator=torch.Generator().manual_seed(0))
+        wild, inside = logits.clone(), logits.clone()
+        wild.permute(0, 2, 3, 1)[0][border] = 50.0 * torch.randn(int(border.sum()), 2)
+        inside.permute(0, 2, 3, 1)[0][~border] = 50.0 * torch.randn(int((~border).sum()), 2)
+        assert torch.allclose(loss(logits, target), loss(wild, target)), formula  # borders change nothing...
+        assert not torch.allclose(loss(logits, target), loss(inside, target)), formula  # ...the image does
+
+
+# --- the page's preview pictures, drawn once per key ----------------------------------------------
+def test_gallery_draws_once_per_key_and_shows_ignored_borders(demo_npz, monkeypatch):
+    import io
+
+    from PIL import Image
+
+    import seglib.augment.pictures as pictures_module
+    from seglib.data import open_dataset
+
+    ds = open_dataset(demo_npz)
+    ids = ds.labeled_ids[:2]
+    steps = _rotated_default(ds.image(ids[0]).shape[:2])
+    pictures_module.GALLERIES.clear()
+    drawn = []
+    real = pictures_module.preview
+    monkeypatch.setattr(pictures_module, "preview", lambda *a, **k: drawn.append(1) or real(*a, **k))
+
+    def pictures(**change):
+        args = {"fingerprint": "fp", "ids": ids, "steps": steps, "draws": 2, "seed": 0, "opacity": 1.0} | change
+        return pictures_module.gallery(ds, **args)
+
+    g = pictures()
+    assert [r.image_id for r in g.rows] == ids and all(len(r.draws) == 2 for r in g.rows) and not g.findings
+    assert pictures() is g and len(drawn) == 1  # the same key: nothing drawn again
+
+    def crop(image, mask):
+        return image[:32, :32], mask[:32, :32]
+
+    changes = [{"seed": 1}, {"opacity": 0.5}, {"fingerprint": "fp2"}, {"ids": ids[:1]}, {"draws": 3},
+               {"steps": default_steps()}, {"prepare": crop, "policy": ("crop", 32)},
+               {"prepare": crop, "policy": ("crop", 32, "another seed")}]
+    for k, change in enumerate(changes, start=2):
+        assert pictures(**change) is not g and len(drawn) == k, change  # each part of the key counts
+    with pytest.raises(ValueError, match="policy"):
+        pictures(prepare=crop, seed=9)
+
+    # Opacity 1 paints the mask's colours as they are: a corner brought in by the rotation shows the
+    # colour of ignored ids, not that of class 0.
+    corner = tuple(np.asarray(Image.open(io.BytesIO(g.rows[0].draws[0][0])).convert("RGB"))[0, 0])
+    lut = ds.class_map.lut()
+    assert corner == tuple(lut[IGNORE_INDEX]) != tuple(lut[0])
+    assert 0.05 < g.ignored_share < 0.6
+    assert pictures(steps=default_steps()[:1]).ignored_share == 0  # a flip brings nothing in

@@ -268,3 +268,65 @@ def test_count_keys_is_np_unique_with_counts():
         u, c = np.unique(keys, return_counts=True)
         assert vals.tolist() == u.tolist() and n.tolist() == c.tolist()
     assert pack_rgb(np.array([[0x3C, 0x10, 0x98]], np.uint8)).tolist() == [0x3C1098]
+
+
+# --- the background class -----------------------------------------------------------------------
+def _listed(*entries):
+    return ClassMap.from_list([{"id": i, "name": n, **extra} for i, n, extra in entries])
+
+
+def test_the_class_file_says_which_class_is_background():
+    marked = _listed((0, "Water", {}), (1, "Land", {"background": True}), (2, "background", {}))
+    assert marked.background_id == 1 and marked.background_name == "Land"  # marked beats named
+    assert marked.to_list()[1]["background"] is True and "background" not in marked.to_list()[0]
+    assert ClassMap.from_list(marked.to_list()).background_id == 1  # survives the caches' round trip
+    for name in ("Background", " bg ", "__bg__", "_background_"):
+        assert _listed((0, "Water", {}), (4, name, {})).background_id == 4
+    # A class file that names none has none, even when class 0 is Water.
+    assert _listed((0, "Water", {}), (1, "Land", {})).background_id is None
+    # A made-up map keeps seglib's old convention: id 0.
+    assert ClassMap.default([0, 1, 2]).background_id == 0 and ClassMap.default([1, 2]).background_id is None
+
+
+def test_supervisely_background_flag_and_title():
+    doc = {"classes": [{"title": "Water", "color": "#50E3C2"},
+                       {"title": "Land", "color": "#F5A623", "background": True}]}
+    assert ClassMap.from_supervisely(doc).background_id == 1
+    doc = {"classes": [{"title": "Water", "color": "#50E3C2"}, {"title": "__bg__", "color": "#000000"}]}
+    assert ClassMap.from_supervisely(doc).background_id == 1
+
+
+@pytest.mark.parametrize("entries, words", [
+    ([{"id": 0, "name": "a", "background": True}, {"id": 1, "name": "b", "background": True}],
+     "ids 0 and 1 are both marked background"),
+    ([{"id": 0, "name": "a", "background": "yes"}], "'background' must be true or false"),
+])
+def test_bad_background_marks_name_the_file(tmp_path, entries, words):
+    path = tmp_path / "classes.json"
+    path.write_text(json.dumps(entries))
+    with pytest.raises(ValueError, match=words) as e:
+        ClassMap.load(path)
+    assert str(path) in str(e.value)
+
+
+def test_training_metrics_and_the_eraser_use_the_class_files_background():
+    from seglib.edit import raster
+    from seglib.metrics import scores
+    from seglib.train.data import background_note, class_layout
+
+    water_first = _listed((0, "Water", {}), (1, "Land", {}), (2, "Road", {}))
+    assert class_layout(water_first) == (3, [0, 1, 2], None)
+    assert "no background class" in background_note(water_first)
+    cm = np.array([[50, 5, 0], [5, 30, 5], [0, 5, 20]])
+    s = scores(cm, water_first.names, [0, 1, 2], class_layout(water_first)[2])
+    assert s["miou_no_bg"] == s["miou"]  # no background: nothing left out
+    marked = _listed((0, "Water", {}), (1, "Land", {"background": True}), (2, "Road", {}))
+    layout = class_layout(marked)
+    assert layout[2] == 1 and "Land (id 1)" in background_note(marked)
+    s = scores(cm, marked.names, layout[1], layout[2])
+    assert s["miou_no_bg"] == pytest.approx(np.mean([50 / 60, 20 / 30]))
+    assert raster.background_class(marked) == 1 and raster.background_class(water_first) == 0
+    ignored = _listed((0, "background", {"ignore": True}), (1, "Land", {}))
+    assert class_layout(ignored)[2] is None  # an ignored class is never scored: nothing to leave out
+    demo = _listed((0, "background", {}), (1, "soil", {}))
+    assert class_layout(demo)[2] == 0 and raster.background_class(demo) == 0  # the demo and its runs as before

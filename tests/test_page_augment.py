@@ -129,3 +129,57 @@ def test_cli_show_and_check(app_dir, demo_npz, capsys):
     grid = app_dir / "grid.png"
     rc, _, _ = run("preview", "flip", "--data", str(demo_npz), "--out", str(grid), "--n", "2", "--draws", "2")
     assert rc == 0 and grid.stat().st_size > 0
+
+
+def _texts(at) -> str:
+    return "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption] + [t.label for t in at.toggle])
+
+
+def test_the_preview_is_drawn_once_and_a_second_opening_draws_nothing(app_dir, monkeypatch):
+    import importlib
+
+    import seglib.augment.pictures
+
+    drawing = importlib.import_module("seglib.augment.preview")  # the module, not the function it exports
+    seglib.augment.pictures.GALLERIES.clear()
+    applied = []  # every draw and every check runs a transform through this one function
+    real = drawing._apply
+    monkeypatch.setattr(drawing, "_apply", lambda *a: applied.append(1) or real(*a))
+    at = _open()
+    first = [img.proto.imgs[0].url for img in at.get("image")]
+    assert len(applied) >= 8 * 4 and len(first) == 8 * 5
+    opened = len(applied)
+    at.radio(key="augment_bal_mode").set_value("uniform").run()  # a rerun that changes no picture
+    again = _open()  # a new session: a reload, another tab, or a return from another page
+    assert not again.exception, again.exception
+    assert len(applied) == opened  # nothing drawn or checked anew...
+    assert [img.proto.imgs[0].url for img in again.get("image")] == first  # ...the same pictures shown
+    again.number_input(key="augment_seed").set_value(5).run()
+    assert len(applied) > opened  # another seed is another preview
+
+
+def test_the_preview_says_what_training_does_and_marks_ignored_borders(app_dir):
+    from seglib.augment import save_pipeline, steps_from_compose
+    from seglib.review import dataset_key
+    from seglib.train import form_memory
+
+    at = _open()
+    said = _texts(at)
+    # The Train form has no pipeline yet: the page must not say training applies one.
+    assert "whole images, then no augmentation pipeline" in said and "then the pipeline" not in said
+    assert "save it, then choose it under *Data and sampling*" in said
+    # The default Affine rotates: its corners are drawn as ignored pixels, not as class 0.
+    assert "Magenta: **ignored** pixels (mask value 255)" in said
+    steps = at.session_state["augment_steps"]
+    assert next(s for s in steps if s["name"] == "Affine")["params"]["fill_mask"] == 255
+
+    import albumentations as A
+    save_pipeline("light", steps_from_compose(A.Compose([A.HorizontalFlip()])))
+    key = dataset_key(app_dir / "demo" / "mars_demo.npz")
+    form_memory.remember(key, {**form_memory.recall(key), "aug": "light", "input_mode": "crop", "input_size": 32})
+    later = _open()  # the Train form now trains on 32-px crops with "light"
+    said = _texts(later)
+    assert "random 32-px crops, then the augmentation pipeline “light”" in said
+    assert "not “light”" in said and "Draw after the training input (random 32-px crops)" in said
+    form_memory.remember(key, {**form_memory.recall(key), "aug": "deleted-since"})
+    assert "then no augmentation pipeline" in _texts(_open())  # as the Train form shows a name no longer saved

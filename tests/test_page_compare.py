@@ -280,3 +280,20 @@ def test_windows_of_one_size_for_every_run(app):
     assert any("256 px windows" in c.value for c in at.caption)
     assert at.session_state["compare_applied"].tile == 256
     assert {"mIoU · unet", "mIoU · segformer"} <= set(metrics(at))
+
+
+def test_ensembles_look_off_with_one_run_and_come_back_with_two(app):
+    at = compare_page(compare_ensembles=["vote"])
+    both = list(at.multiselect(key="compare_runs").value)
+    assert len(both) == 2 and at.pills(key="compare_ensembles").value == ["vote"]
+    at.multiselect(key="compare_runs").set_value(both[:1]).run()
+    assert not at.exception, at.exception
+    off = at.pills(key="compare_ensembles_off")
+    assert off.disabled and off.value == []  # nothing looks chosen...
+    assert "compare_ensembles" not in [p.key for p in at.pills]
+    assert any("choose another run" in c.value for c in at.caption)  # ...and the page says why
+    press_compare(at)
+    assert len(metrics(at)) == 1 and not [m for m in metrics(at) if "ensemble" in m]  # the one run's column
+    at.multiselect(key="compare_runs").set_value(both).run()
+    assert at.pills(key="compare_ensembles").value == ["vote"]  # the choice made before, kept
+    assert not at.pills(key="compare_ensembles").disabled

@@ -283,7 +283,8 @@ def test_interrupted_runs_are_shown_and_resumable(app_data_with_demo, checkpoint
     status = checkpoints / "cut" / "status.json"
     status.write_text(json.dumps({**json.loads(status.read_text()), "status": "running", "pid": dead.pid}))
     at = open_page()
-    assert any("cut" in w.value and "interrupted" in w.value for w in at.warning)
+    assert any("1 run was training" in w.value and "cut" in w.value and "is marked interrupted" in w.value
+               for w in at.warning)  # not "1 run(s) were"
     assert at.dataframe[0].value["status"][0] == "interrupted"
     at.selectbox(key="train_open").set_value("cut").run()
     assert at.query_params["run"] in ("cut", ["cut"])
@@ -308,3 +309,23 @@ def test_a_checkpoints_folder_outside_the_roots_is_refused(app_data_with_demo, c
     at.switch_page(PAGE).run()
     assert not at.exception and any("checkpoints" in e.value for e in at.error)
     assert "train_start" not in [b.key for b in at.button]
+
+
+def test_counts_read_in_the_singular_and_the_plural(app_data_with_demo, checkpoints, open_page):
+    import re
+
+    data = app_data_with_demo()
+    _finished_run(checkpoints, "once", str(data / "demo" / "mars_demo.npz"))  # 1 epoch of 2 steps
+    at = open_page({"run": "once"})
+    at.number_input(key=W + "epochs").set_value(1)
+    at.number_input(key=W + "max_steps_per_epoch").set_value(1).run()
+    said = _texts(at)
+    assert "· 1 epoch (1 step) ×" in said and "epochs (1 steps)" not in said
+    assert "· no augmentation pipeline ·" in said  # as the Augment preview says it
+    assert "1/1 epoch ·" in said and "1/1 epochs" not in said  # the opened run
+    at.number_input(key=W + "epochs").set_value(3)
+    at.number_input(key=W + "max_steps_per_epoch").set_value(2).run()
+    assert "· 3 epochs (2 steps) ×" in _texts(at)
+    label = at.number_input(key=W + "processes").label
+    assert re.fullmatch(r"Processes \(up to (1 GPU|1 CPU process|\d+ GPUs|\d+ CPU processes)\)", label), label
+    assert at.checkbox(key=W + "leave_out_excluded").label.startswith("Leave out the 0 images marked")

@@ -151,8 +151,10 @@ def show_findings(findings: list[augment.Finding]) -> None:
 
 
 def training_input(loaded) -> dict:
-    """The input policy the Train form holds for this dataset (its remembered values, else the
-    defaults), resolved on the labeled images: what a training step will see."""
+    """What a training step will do with this dataset under the Train form's settings (its
+    remembered values, else the defaults): the input policy resolved on the labeled images, and
+    ``aug``, the saved pipeline the form names (None: none, as the form shows a name that is no
+    longer saved)."""
     from seglib.review import dataset_key
     from seglib.train import TrainConfig, form_memory
     from seglib.train.inputs import resolve_input
@@ -163,46 +165,76 @@ def training_input(loaded) -> dict:
     share = saved.get("rare_crop_share", cfg.rare_crop_share)
     labeled = loaded.stats.labeled.astype(bool)
     plan = resolve_input(mode, int(size), loaded.stats.shape[labeled] if labeled.any() else loaded.stats.shape)
-    return {**plan, "rare_share": float(share)}
+    aug = saved.get("aug", cfg.aug)
+    return {**plan, "rare_share": float(share), "aug": aug if aug in augment.list_pipelines() else None}
+
+
+def input_words(plan: dict) -> str:
+    """The input policy in words, as the Train form's summary line says it."""
+    return {"crop": f"random {plan['size']}-px crops", "resize": f"resized to {plan['size']} px"}.get(plan["mode"],
+                                                                                                   "whole images")
+
+
+def pipeline_words(aug: str | None) -> str:
+    """The augmentation a run gets, as the Train form's summary line says it."""
+    return f"the augmentation pipeline “{aug}”" if aug else "no augmentation pipeline"
+
+
+def training_caption(plan: dict) -> str:
+    """What training does now, and how that relates to the pipeline previewed here."""
+    said = (f"**Training now** (the Train page's settings for this dataset): {input_words(plan)}, then "
+            f"{pipeline_words(plan['aug'])}.")
+    if plan["aug"] is None:
+        return said + (" The preview draws the pipeline edited here: save it, then choose it under *Data and "
+                       "sampling* on the Train page to train with it.")
+    if plan["aug"] != st.session_state.get(LOADED_NAME):
+        return said + f" The preview draws the pipeline edited here, not “{plan['aug']}”."
+    return said + (f" The preview draws the pipeline edited here; training reads “{plan['aug']}” as last saved: "
+                   "save your edits under that name to train with them.")
 
 
 def input_preparer(loaded, plan: dict, seed: int):
-    """The crop or resize training applies before the pipeline (None for whole images)."""
+    """(the crop or resize training applies before the pipeline, what it does as a hashable
+    value: the preview cache's key); (None, None) for whole images."""
     from seglib.sampling import rarest_classes
     from seglib.train.inputs import input_transform
 
-    rare = rarest_classes(loaded.stats, 1) if plan["mode"] == "crop" else ()
-    return input_transform(plan, rare, plan["rare_share"], seed)
+    if plan["mode"] == "full":
+        return None, None
+    rare = tuple(rarest_classes(loaded.stats, 1)) if plan["mode"] == "crop" else ()
+    policy = (plan["mode"], plan["size"], plan["rare_share"], rare, seed)
+    return input_transform(plan, rare, plan["rare_share"], seed), policy
 
 
-def preview_grid(ds, ids: list[str], steps: list[dict], draws: int, seed: int, opacity: float,
-                 prepare=None) -> None:
-    pairs, shown = [], []
-    for image_id in ids:
-        img, mask, problems = ds.load_pair(image_id)
-        if img is None:
-            st.warning(f"{image_id}: " + "; ".join(p.problem for p in problems))
-            continue
-        pairs.append((img, mask))
-        shown.append(image_id)
-    if not pairs:
+def preview_grid(loaded, ids: list[str], steps: list[dict], draws: int, seed: int, opacity: float,
+                 prepare=None, policy=None) -> None:
+    """The findings and the original + draws of every image; pictures come from the shared
+    cache, so a page opened again (or a rerun that changes none of them) draws nothing."""
+    ds = loaded.ds
+    pictures = augment.gallery(ds, loaded.fingerprint, ids, steps, draws, seed, opacity, prepare, policy)
+    for line in pictures.unreadable:
+        st.warning(line)
+    show_findings(list(pictures.findings))
+    if pictures.error:
+        st.error(f"The preview failed: {pictures.error}", icon=":material/error:")
         return
-    checked = [prepare(i, m) if prepare is not None and m is not None else (i, m) for i, m in pairs[:4]]
-    show_findings(augment.check_pipeline(steps, checked))   # on what the pipeline will get: crops, when cropping
-    try:
-        rows = augment.preview(augment.build_compose(steps), pairs, draws, seed, prepare=prepare)
-    except augment.PipelineError as e:
-        st.error(f"The preview failed: {e}", icon=":material/error:")
+    if not pictures.rows:
         return
     cols = st.columns(draws + 1)
     cols[0].caption("**original**")
     for k in range(draws):
         cols[k + 1].caption(f"**draw {k + 1}**")
-    for image_id, (img, mask), row in zip(shown, pairs, rows, strict=True):
+    for row in pictures.rows:
         cols = st.columns(draws + 1)
-        cols[0].image(viz.overlay(img, mask, ds.class_map, opacity), caption=image_id, width="stretch")
-        for k, (aug_img, aug_mask) in enumerate(row):
-            cols[k + 1].image(viz.overlay(aug_img, aug_mask, ds.class_map, opacity), width="stretch")
+        cols[0].image(row.original[0], caption=row.image_id, width="stretch")
+        for k, (data, _) in enumerate(row.draws):
+            cols[k + 1].image(data, width="stretch")
+    st.html(viz.legend_html(ds.class_map))
+    if pictures.ignored_share:  # drawn in the class map's colour for unknown ids (ClassMap.lut)
+        st.caption(f":material/block: Magenta: **ignored** pixels (mask value {augment.IGNORE_INDEX}), "
+                   f"{pictures.ignored_share:.1%} of the drawn masks: brought in from outside the image by a "
+                   "spatial step (its fill_mask), or of a colour the class map does not know. Training leaves them "
+                   "out of its losses and metrics.")
 
 
 # --- save / load / code --------------------------------------------------------------------

@@ -49,6 +49,7 @@ CELL = P + "cell"                # (column, true id, predicted id) picked in a c
 PASS = P + "pass"                # the progress bar and Cancel button of a prediction pass
 FINISHED_ONLY = P + "finished_only"  # bool: the run picker hides cancelled, failed and interrupted runs
 EXPORT_PASS = P + "export_pass_" # + column name: the comparison key whose fitted-on-all export was asked for
+ENSEMBLES_KEPT = P + "ensembles_kept"  # list[str]: the ensemble choice while fewer than two runs are chosen
 
 SPLITS = {"val": "Validation images of the runs", "labeled": "All labeled images", "test": "Unlabeled (test) images",
           "all": "All images"}
@@ -169,10 +170,7 @@ def picker(loaded: Loaded, lay: Layout) -> Spec | None:
         runs = c1.multiselect("Runs (each is a column)", list(labels), format_func=labels.get, key=RUNS,
                               help="Training runs from the checkpoints folder that fit this dataset's classes and "
                                    "channels; the two best finished ones are picked to start with")
-        kinds = c2.pills("Ensembles of the chosen runs", list(ENSEMBLE_LABELS), selection_mode="multi",
-                         format_func=ENSEMBLE_LABELS.get, key=ENSEMBLES,
-                         help="Mean of the class probabilities; weighted mean (weights fitted on the runs' "
-                              "validation images, or yours); majority vote of the masks")
+        kinds = _ensemble_pills(c2, len(runs))
         splits = _default_split(loaded, runs)
         if st.session_state.get(SPLIT) not in splits:
             st.session_state[SPLIT] = splits[0]
@@ -184,10 +182,8 @@ def picker(loaded: Loaded, lay: Layout) -> Spec | None:
         tile = c4.selectbox("Windows", TILES, key=TILE, format_func=_tile_label,
                             help="How a run sees a big image: as it trained (windows of its training crop, its "
                                  "resize, or whole), or windows of one size for every run, blended without seams")
-        weights = _weights_editor(runs, labels) if "weighted" in kinds and len(runs) >= 2 else None
-        if kinds and len(runs) < 2:
-            st.caption("Ensembles need at least two runs.")
-        pending = Spec(tuple(runs), tuple(kinds) if len(runs) >= 2 else (), weights, bool(tta), split, tile)
+        weights = _weights_editor(runs, labels) if "weighted" in kinds else None
+        pending = Spec(tuple(runs), tuple(kinds), weights, bool(tta), split, tile)
         b1, b2 = st.columns([1, 4], vertical_alignment="center")
         if b1.button("Compare", type="primary", disabled=not runs, icon=":material/compare:", key=P + "go"):
             st.session_state[APPLIED] = applied = pending
@@ -195,6 +191,25 @@ def picker(loaded: Loaded, lay: Layout) -> Spec | None:
             b2.caption("Changed: press **Compare** to apply.")
         _unusable(rows)
     return applied
+
+
+def _ensemble_pills(where, n_runs: int) -> list[str]:
+    """The ensemble kinds to compute. With fewer than two runs there is nothing to combine: the
+    pills show none chosen and cannot be clicked (a chosen-looking "Mean" would promise a column
+    that never comes), and the choice waits in ENSEMBLES_KEPT for a second run."""
+    label, options = "Ensembles of the chosen runs", list(ENSEMBLE_LABELS)
+    s = st.session_state
+    if n_runs < 2:
+        s.setdefault(ENSEMBLES_KEPT, list(s.get(ENSEMBLES) or []))
+        where.pills(label, options, selection_mode="multi", format_func=ENSEMBLE_LABELS.get, default=None,
+                    disabled=True, key=P + "ensembles_off")
+        where.caption("Ensembles combine two or more runs: choose another run to add them.")
+        return []
+    if ENSEMBLES_KEPT in s:  # the choice made before the runs went below two
+        s[ENSEMBLES] = s.pop(ENSEMBLES_KEPT)
+    return where.pills(label, options, selection_mode="multi", format_func=ENSEMBLE_LABELS.get, key=ENSEMBLES,
+                       help="Mean of the class probabilities; weighted mean (weights fitted on the runs' "
+                            "validation images, or yours); majority vote of the masks")
 
 
 def finished_filter(usable: list[RunChoice], key: str, where=st) -> list[RunChoice]:

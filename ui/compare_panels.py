@@ -10,6 +10,7 @@ import streamlit as st
 
 from seglib import viz
 from seglib.predict import ORDERS
+from seglib.train.data import background_note
 from seglib.viz import maps
 from seglib.viz.compare_plots import confusion_figure, grouped_bars
 
@@ -82,6 +83,7 @@ def dataset_section(ctx: Ctx) -> None:
         metrics = table[["mIoU", "mIoU (no bg)", "pixel acc", "mean pixel acc", "Dice"]]
         st.dataframe(metrics.style.format("{:.4f}", na_rep="–").highlight_max(axis=0, color="#d7ecd9"),
                      width="stretch")
+        st.caption(f"mIoU (no bg): {background_note(ctx.ds.class_map)}")
         _fitted_note(ctx)
         left, right = st.columns(2)
         left.plotly_chart(grouped_bars(metrics.T, ctx.colors, "Dataset metrics", percent=False), width="stretch",

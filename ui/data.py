@@ -14,6 +14,7 @@ import streamlit as st
 
 from seglib import paths
 from seglib.data import DatasetError, SegDataset, open_dataset
+from seglib.data.classmap import class_files_state
 from seglib.data.demo import write_demo
 from seglib.review import ReviewStore, dataset_key, default_url
 from seglib.review.corrections import apply_corrections
@@ -170,8 +171,10 @@ def _open_and_measure(path: str, progress) -> Loaded:
     return Loaded(path, ds, stats, ds.fingerprint())
 
 
-def _load_files(path: str, reload: int) -> Loaded:
-    return background_pass(_datasets(), (path, reload), lambda progress: _open_and_measure(path, progress),
+def _load_files(path: str, reload: int, class_files: str) -> Loaded:
+    """Keyed on the class files' state too: an edited classes.json shows on the next rerun or reload
+    (the images' own changes wait for "Rescan files": stating every file on each rerun costs too much)."""
+    return background_pass(_datasets(), (path, reload, class_files), lambda progress: _open_and_measure(path, progress),
                            "Reading the images for the statistics")
 
 
@@ -192,13 +195,14 @@ def _load(path: str, reload: int) -> Loaded:
     """The dataset at ``path`` as the app shows it: with its corrections unless the sidebar's
     "Original masks" is on. The corrections are looked up on every run (one small query), so a
     mask saved in another tab or by the CLI shows on the next click."""
-    files = _load_files(path, reload)
+    class_files = class_files_state(path)
+    files = _load_files(path, reload, class_files)
     if st.session_state.get(state.ORIGINAL_MASKS) or not files.ds.all_ids:
         return files
     latest = {i: n for i, n in MaskVersions(review_store()).latest(dataset_key(files.ds)).items() if i in files.ds}
     if not latest:
         return files
-    key = (path, reload, tuple(sorted(latest.items())))
+    key = (path, reload, class_files, tuple(sorted(latest.items())))
     found, loaded = _corrected().get(key)
     if not found:
         loaded = _with_corrections(files, latest)

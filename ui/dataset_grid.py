@@ -15,7 +15,7 @@ from seglib.review import current_user, dataset_key
 from seglib.viz import View
 
 from . import browse as ui_browse
-from . import nav
+from . import label_errors, nav
 from .data import Loaded, review_store
 
 PAGE = "dataset_page"            # int: 0-based page of the grid
@@ -138,6 +138,7 @@ def detail(loaded: Loaded, ids: list[str]) -> None:
         st.warning(f"`{p.file}`: {p.problem}")
     if img is None:
         return
+    own_size = (img, mask)
     big = max(img.shape[:2]) > DETAIL_PX
     scale = st.segmented_control("Size", ["Fit", "1:1"], default="Fit", key=DETAIL_SCALE,
                                  disabled=not big, help="1:1: one screen pixel per image pixel; scroll to pan") \
@@ -148,6 +149,7 @@ def detail(loaded: Loaded, ids: list[str]) -> None:
         if not big:  # small crops: grow by whole pixels, or the browser blurs them
             img, mask = viz.thumbnail_pair(img, mask, DETAIL_PX)
         st.image(view.draw(img, mask, cmap), width="stretch")
+    label_errors.findings_view(loaded, image_id, lambda: view.draw(*own_size, cmap))
     table = ui_browse.per_image(loaded)
     row = table.loc[image_id]
     overlay = ds.corrections

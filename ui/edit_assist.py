@@ -72,6 +72,14 @@ def reject(image_id: str, key: str) -> None:
 
 
 def assist_panel(loaded: Loaded, work: ed.Work) -> None:
+    from . import label_errors
+
+    fold = label_errors.fold_of(loaded, work.image_id)   # (run folder, label) of the model that never saw it
+    if fold is not None and label_errors.reasons_of(loaded, work.image_id):
+        st.info("Out-of-fold label scores: " + "; ".join(label_errors.reasons_of(loaded, work.image_id))
+                + f" ({fold[1]})", icon=":material/fact_check:")
+        st.session_state.setdefault(ON, True)
+        st.session_state.setdefault(RUNS, [fold[0]])
     if not st.toggle("Model assist: a trained run's prediction and where it disagrees with this mask", key=ON):
         return
     mods = _modules()
@@ -87,13 +95,15 @@ def assist_panel(loaded: Loaded, work: ed.Work) -> None:
     if folder is None:
         return
     usable = [r for r in run_choices(compare.layout(loaded), folder) if r.problem is None]
-    if not usable:
+    labels = {r.path: r.label for r in usable}
+    if fold is not None:   # the fold run lives under checkpoints/quality/, not among the runs
+        labels[fold[0]] = fold[1]
+    if not labels:
         st.info(f"No trained run in `{folder}` can predict this dataset yet. Train one on the Train page "
                 "(a few epochs are enough to point at wrong labels), then come back.", icon=":material/model_training:")
         return
-    labels = {r.path: r.label for r in usable}
     st.session_state.setdefault(RUNS, default_runs(usable, 1))
-    st.session_state[RUNS] = [p for p in st.session_state[RUNS] if p in labels]
+    st.session_state[RUNS] = [p for p in st.session_state[RUNS] if p in labels] or ([fold[0]] if fold else [])
     c1, c2, c3 = st.columns([4, 2, 1], vertical_alignment="bottom")
     runs = c1.multiselect("Runs", list(labels), format_func=labels.get, key=RUNS,
                           help="Several runs make an ensemble")

@@ -16,7 +16,7 @@ from seglib.review import tables
 from seglib.stats import DatasetStats
 from seglib.viz import plots
 
-from . import dataset_grid, progress
+from . import dataset_grid, label_errors, progress
 from .data import Loaded, Memo, background_pass, review_store
 
 # Session keys of this page (all prefixed "review_").
@@ -98,10 +98,11 @@ def detections(ctx: Ctx) -> pd.DataFrame:
     """Detector rows (image_id, detector, reason, score, group), most suspicious first; the
     near-duplicate rows at the threshold chosen on the page (only they are recomputed)."""
     det = _detections(ctx.loaded.path, ctx.loaded.fingerprint, ctx.ds, ctx.stats)
-    if near_threshold() == NEAR_CORR:
-        return det
-    near = _near_rows(ctx.loaded.path, ctx.loaded.fingerprint, near_threshold(), ctx.ds, ctx.stats)
-    return outliers.replace_detector(det, "near_duplicate", near)
+    if near_threshold() != NEAR_CORR:
+        near = _near_rows(ctx.loaded.path, ctx.loaded.fingerprint, near_threshold(), ctx.ds, ctx.stats)
+        det = outliers.replace_detector(det, "near_duplicate", near)
+    scored = label_errors.flag_rows(ctx.loaded)   # out-of-fold label scores, once the dataset has them
+    return det if scored is None else outliers.replace_detector(det, "label_errors", scored)
 
 
 def near_threshold_control(ctx: Ctx) -> None:
@@ -268,6 +269,7 @@ def map_section(ctx: Ctx) -> None:
 
 # --- detectors ----------------------------------------------------------------------------
 def detector_section(ctx: Ctx) -> None:
+    label_errors.panel(ctx.loaded)
     near_threshold_control(ctx)
     det = detections(ctx)
     if det.empty:

@@ -14,13 +14,16 @@ from seglib.review import dataset_key
 from seglib.train import ConfigError, TrainConfig, checkpoints_dir, form_memory
 from seglib.train.config import MONITORS, OPTIMIZERS, SAMPLERS, SCHEDULERS
 from seglib.train.cpu_share import threads_sparing_a_core
-from seglib.train.data import training_problem
+from seglib.train.data import background_note, class_layout, training_problem
 from seglib.train.inputs import INPUT_MODES, resolve_input
 from seglib.train.jobs import JobError, JobManager
 from seglib.train.process_jobs import processes_available
+from seglib.train.split import SPLIT_BY
+from seglib.words import plural
 
-from . import state
+from . import state, train_split
 from . import weights as weights_ui
+from .augment import input_words, pipeline_words
 from .data import Loaded, review_store
 
 WATCH = "train_watch"              # str: job id whose live curves are shown
@@ -30,6 +33,7 @@ CONFIRM_DELETE = "train_confirm"   # str: run waiting for the second click of "D
 MESSAGE = "train_message"          # (kind, text): shown once after the rerun an action caused
 ACTIVE_SEEN = "train_active_seen"  # tuple of active job ids at the last full run
 W = "train_w_"                     # prefix of the form's widget keys
+SECTION = "train_section_"         # + a name: the key of one of the form's sections (expanders)
 FORM_DATASET = "train_form_dataset"  # str: the dataset whose remembered values the form started from
 FORM_SAVED = "train_form_saved"      # dict: the form's values as last written to the data folder
 
@@ -47,7 +51,7 @@ LOSS_WEIGHT_RANGE = (0.05, 100.0)
 # The options of the form's select boxes: a remembered value outside them falls back to the default.
 CHOICES = {"arch": ARCHITECTURES, "encoder": ENCODERS, "class_weights": CLASS_WEIGHTING, "sampler": SAMPLERS,
            "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "monitor": MONITORS, "amp": AMP_MODES,
-           "input_mode": INPUT_MODES}
+           "input_mode": INPUT_MODES, "split_by": SPLIT_BY}
 INPUT_LABELS = {"auto": "Automatic, from the image sizes", "crop": "Random square crops",
                 "resize": "Resized (longer side)", "full": "Whole images"}
 NOT_REMEMBERED = ("name", "processes")  # a run name names one run; processes: this machine's choice
@@ -96,7 +100,7 @@ def show_message() -> None:
 PLAIN = ("arch", "encoder", "focal_gamma", "tversky_alpha", "tversky_beta", "class_weights", "exclude_background",
          "sampler", "sampler_factor", "val_fraction", "leave_out_excluded", "epochs", "batch_size", "lr",
          "weight_decay", "optimizer", "scheduler", "monitor", "patience", "max_steps_per_epoch", "grad_clip",
-         "device", "amp", "workers", "seed", "input_mode", "input_size", "rare_crop_share")
+         "device", "amp", "workers", "seed", "input_mode", "input_size", "rare_crop_share", "split_by")
 
 
 def form_values(cfg: TrainConfig) -> dict:
@@ -269,13 +273,13 @@ def _model_widgets() -> None:
                  help="Only encoders that work with this architecture are offered.")
     weights_ui.weights_widget(W + "weights", st.session_state[W + "encoder"])
     if why:
-        with st.expander(f"{len(why)} encoder{'s' if len(why) > 1 else ''} not offered with {arch}",
+        with st.expander(f"{plural(len(why), 'encoder')} not offered with {arch}",
                          icon=":material/block:"):
             for enc, reason in why.items():
                 st.markdown(f"- `{enc}`: {reason}")
 
 
-def _loss_widgets() -> None:
+def _loss_widgets(class_map) -> None:
     st.multiselect("Loss terms", list(LOSSES), key=W + "loss_terms", format_func=lambda t: t,
                    help="The loss is the weighted sum of these. " + "; ".join(f"{k}: {v}" for k, v in LOSSES.items()))
     terms = st.session_state[W + "loss_terms"]
@@ -297,7 +301,10 @@ def _loss_widgets() -> None:
                  help="inverse: 1/frequency; median: median frequency / frequency; manual: one value per class id")
     if st.session_state[W + "class_weights"] == "manual":
         st.text_input("Weights, one per class id", key=W + "manual_weights", placeholder="1, 1, 2, 2, 8")
-    st.checkbox("Leave the background class out of losses and the monitored mIoU", key=W + "exclude_background")
+    none = class_layout(class_map)[2] is None  # then "without background" is everything: say so
+    st.checkbox("Leave the background class out of losses and the monitored mIoU"
+                + (" (this class map has none: no effect)" if none else ""), key=W + "exclude_background",
+                help=background_note(class_map))
 
 
 def _data_widgets(loaded: Loaded) -> None:
@@ -320,6 +327,7 @@ def _data_widgets(loaded: Loaded) -> None:
                     disabled=st.session_state[W + "sampler"] != "oversample")
     c2.number_input("Validation fraction", *RANGES["val_fraction"], step=0.05, key=W + "val_fraction",
                     help="a split stratified by the rarest class each image holds, drawn from the seed")
+    train_split.split_setting(loaded, W)  # by image, folder or group, and whether it leaks
     mode = st.session_state[W + "input_mode"]
     c1, c2, c3 = st.columns([2, 1, 1])
     c1.selectbox("Training input", INPUT_MODES, format_func=INPUT_LABELS.get, key=W + "input_mode",
@@ -332,10 +340,11 @@ def _data_widgets(loaded: Loaded) -> None:
                     disabled=mode not in ("auto", "crop"),
                     help="Share of the crops centred on a pixel of the rarest class (nnU-Net uses a third)")
     excluded = review_store().counts(dataset_key(loaded.ds)).get("exclude", 0)
-    st.checkbox(f"Leave out the {excluded:,} images marked “exclude” on the Review page", key=W + "leave_out_excluded")
+    st.checkbox(f"Leave out the {plural(excluded, 'image')} marked “exclude” on the Review page",
+                key=W + "leave_out_excluded")
     fixed = len(loaded.ds.corrected_ids)
     if fixed:
-        st.caption(f":material/brush: Trains on the {fixed:,} masks corrected on the Label page (the sidebar's "
+        st.caption(f":material/brush: Trains on the {plural(fixed, 'mask')} corrected on the Label page (the sidebar's "
                    "“Original masks” trains on the files' masks instead).")
     elif st.session_state.get(state.ORIGINAL_MASKS):
         st.caption(":material/brush: Trains on the files' masks (“Original masks” is on in the sidebar).")
@@ -370,7 +379,7 @@ def _machine_widgets() -> None:
     most, kind = processes_available()
     if not isinstance(st.session_state.get(W + "processes"), int) or not 1 <= st.session_state[W + "processes"] <= most:
         st.session_state[W + "processes"] = 1
-    st.number_input(f"Processes ({kind}s, up to {most})", 1, most, key=W + "processes",
+    st.number_input(f"Processes (up to {plural(most, kind)})", 1, most, key=W + "processes",
                     help="More than 1 trains under torchrun --standalone --nproc_per_node=N as a child process "
                          "(DDP: gloo on CPU, NCCL on CUDA, one GPU per process); the batch size is per process.")
 
@@ -383,15 +392,19 @@ def config_form(loaded: Loaded) -> None:
     c2.button("Defaults", key="train_preset_default", on_click=use_preset, args=("default",),
               icon=":material/restart_alt:", width="stretch",
               help="U-Net/ResNet-18, focal + dice, rarest class oversampled x3, 30 epochs")
-    with st.expander("Model", expanded=True, icon=":material/hub:"):
+    # Keyed sections: the browser keeps each one open or closed by its key. Unkeyed, a section is
+    # known by its position on the page, and a message shown above the form for one rerun (after
+    # "Quick preset", "Defaults", "Use these settings") moved them all: the next change of any
+    # widget (the training input, say) rebuilt them in their initial state, closing an open one.
+    with st.expander("Model", expanded=True, icon=":material/hub:", key=SECTION + "model"):
         _model_widgets()
-    with st.expander("Loss", expanded=True, icon=":material/functions:"):
-        _loss_widgets()
-    with st.expander("Data and sampling", icon=":material/dataset:"):
+    with st.expander("Loss", expanded=True, icon=":material/functions:", key=SECTION + "loss"):
+        _loss_widgets(loaded.ds.class_map)
+    with st.expander("Data and sampling", icon=":material/dataset:", key=SECTION + "data"):
         _data_widgets(loaded)
-    with st.expander("Optimisation", expanded=True, icon=":material/speed:"):
+    with st.expander("Optimisation", expanded=True, icon=":material/speed:", key=SECTION + "optim"):
         _optim_widgets()
-    with st.expander("Machine and seed", icon=":material/memory:"):
+    with st.expander("Machine and seed", icon=":material/memory:", key=SECTION + "machine"):
         _machine_widgets()
     st.text_input("Run name (optional)", key=W + "name", placeholder="date-architecture-encoder")
     remember_form(dataset_key(loaded.ds))  # every change, and so what Start trains: a reload keeps it
@@ -404,6 +417,7 @@ def config_form(loaded: Loaded) -> None:
         st.error(problem, icon=":material/error:")
     else:
         st.caption(describe(cfg, loaded))
+        train_split.leak_note(loaded, W)
     busy = any(s.active for s in manager().snapshots())
     st.button("Queue training" if busy else "Start training", key="train_start", type="primary", width="stretch",
               icon=":material/queue:" if busy else ":material/play_arrow:", disabled=cfg is None,
@@ -414,16 +428,17 @@ def config_form(loaded: Loaded) -> None:
 def describe(cfg: TrainConfig, loaded: Loaded) -> str:
     """One line saying what will train."""
     cmap = loaded.ds.class_map
-    steps = f"{cfg.max_steps_per_epoch} steps" if cfg.max_steps_per_epoch else "full passes"
+    steps = plural(cfg.max_steps_per_epoch, "step") if cfg.max_steps_per_epoch else "full passes"
     sampler = cfg.sampler
     if cfg.sampler == "oversample":
         which = ", ".join(cmap.name_of(c) for c in cfg.sampler_classes) if cfg.sampler_classes else "the rarest class"
         sampler = f"{which} ×{cfg.sampler_factor:g}"
     plan = input_plan(cfg, loaded)
-    shown = {"crop": f"{plan['size']}-px crops", "resize": f"resized to {plan['size']} px"}.get(plan["mode"], "whole")
-    return (f"**{cfg.arch}/{cfg.encoder}** · loss `{cfg.loss}` · {cfg.epochs} epochs ({steps}) × batch "
+    # The input and the pipeline in the Augment preview's words: both pages say the same.
+    return (f"**{cfg.arch}/{cfg.encoder}** · loss `{cfg.loss}` · {plural(cfg.epochs, 'epoch')} ({steps}) × batch "
             f"{cfg.batch_size} · lr {cfg.lr:.0e} {cfg.optimizer}/{cfg.scheduler} · sampler {sampler} · "
-            f"aug {cfg.aug or 'none'} · {len(loaded.ds.labeled_ids):,} labeled images, {shown} ({plan['why']})")
+            f"{pipeline_words(cfg.aug)} · {plural(len(loaded.ds.labeled_ids), 'labeled image')}, "
+            f"{input_words(plan)} ({plan['why']})")
 
 
 def input_plan(cfg: TrainConfig, loaded: Loaded) -> dict:

@@ -11,6 +11,7 @@ import streamlit as st
 from seglib.data.classmap import ClassMap
 from seglib.train.jobs import JobSnapshot
 from seglib.viz import legend_html, training
+from seglib.words import plural
 
 from .train import ACTIVE_SEEN, WATCH, manager
 
@@ -65,7 +66,7 @@ def progress_text(s: JobSnapshot) -> str:
         return f"cancelled during epoch {max(s.epoch, 1)}{score}; last weights kept"
     if s.status == "failed":
         return f"failed after {duration(s.elapsed_s)}"
-    return f"{s.status.replace('_', ' ')} in {duration(s.elapsed_s)} · {len(s.history)} epochs{score}"
+    return f"{s.status.replace('_', ' ')} in {duration(s.elapsed_s)} · {plural(len(s.history), 'epoch')}{score}"
 
 
 def live_section() -> None:

@@ -13,6 +13,7 @@ from seglib.train import CheckpointError, RunFolder
 from seglib.train import summary as run_summary
 from seglib.train.jobs import JobError
 from seglib.viz import training
+from seglib.words import plural
 
 from .data import Loaded
 from .roots import PathNotAllowed, check_allowed
@@ -78,6 +79,13 @@ def runs_table(rows: list[dict]) -> pd.DataFrame:
     })
 
 
+def epochs_done(row: dict) -> str:
+    """"3/30 epochs", "1/1 epoch"; "2 epochs" when the plan is unknown (a damaged config)."""
+    if row["epochs"]:
+        return f"{row['epoch']}/{plural(row['epochs'], 'epoch')}"
+    return plural(row["epoch"], "epoch")
+
+
 def _sync_url() -> None:
     """Keep the opened and compared runs in the URL (a reload or a shared link shows them)."""
     opened, compared = st.session_state.get(OPEN_RUN), st.session_state.get(COMPARE) or []
@@ -94,8 +102,10 @@ def _sync_url() -> None:
 def runs_section(loaded: Loaded) -> None:
     mgr = manager()
     if mgr.interrupted:
-        st.warning(f"{len(mgr.interrupted)} run(s) were training when the app stopped and are marked interrupted: "
-                   f"{', '.join(mgr.interrupted)}. Open one and resume it.", icon=":material/history:")
+        one = len(mgr.interrupted) == 1
+        st.warning(f"{plural(len(mgr.interrupted), 'run')} {'was' if one else 'were'} training when the app stopped "
+                   f"and {'is' if one else 'are'} marked interrupted: {', '.join(mgr.interrupted)}. "
+                   f"Open {'it' if one else 'one'} and resume it.", icon=":material/history:")
     head, toggle = st.columns([4, 1], vertical_alignment="bottom")
     rows = rows_for(loaded)
     head.subheader(f"Runs · {len(rows)}")
@@ -155,7 +165,7 @@ def run_detail(row: dict) -> None:
     training_here = job is not None and job.active
     with st.container(border=True):
         st.markdown(f"### {row['name']}\n{badge(row['status'])} {row['arch']}/{row['encoder']} · loss "
-                    f"`{row['loss']}` · {row['epoch']}/{row['epochs']} epochs · {duration(row['time_s'])}"
+                    f"`{row['loss']}` · {epochs_done(row)} · {duration(row['time_s'])}"
                     + (f" · {row['n_train']:,} train / {row['n_val']:,} val images" if row.get("n_train") else ""))
         if row["error"]:
             (st.warning if row["status"] == "interrupted" else st.error)(row["error"])

@@ -11,7 +11,7 @@ import albumentations as A
 import numpy as np
 
 from .pipeline import PipelineError, build_transform
-from .registry import ALREADY_GREY, INTERPOLATION, NOT_FOR_GREY, TRANSFORMS, quiet
+from .registry import ALREADY_GREY, IGNORE_INDEX, INTERPOLATION, NOT_FOR_GREY, TRANSFORMS, quiet
 
 __all__ = ["Finding", "preview", "check_pipeline", "pick_images"]
 
@@ -126,6 +126,7 @@ def _dynamic(k: int, step: dict, pairs: list[Pair], draws: int) -> list[Finding]
                 shapes.add((image.shape[:2], img2.shape[:2]))
             if mask is not None:
                 new_values |= set(np.unique(mask2).tolist()) - set(np.unique(mask).tolist())
+    new_values.discard(IGNORE_INDEX)  # borders filled with it are left out of training: nothing wrong
     out = []
     if shapes and not (spec and (spec.changes_shape or spec.swaps_hw)):
         (h, w), (h2, w2) = sorted(shapes)[0]
@@ -135,7 +136,7 @@ def _dynamic(k: int, step: dict, pairs: list[Pair], draws: int) -> list[Finding]
         fill = params.get("fill_mask")
         vals = ", ".join(str(v) for v in sorted(new_values))
         why = (f"border fill (fill_mask={fill}) adds mask value {vals} where pixels come from outside the image; "
-               "set fill_mask to an ignored class or use a reflect border"
+               f"set fill_mask to {IGNORE_INDEX} (ignored by training) or use a reflect border"
                if fill is not None and set(new_values) <= {int(np.ravel(fill)[0])}
                else f"creates mask values {vals} that were not in the input masks")
         out.append(Finding("warning" if "border" in why else "error", k, name, f"{name}: {why}."))

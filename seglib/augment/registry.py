@@ -3,7 +3,8 @@
 Defaults come from the library itself (``inspect.signature`` of the class, or the value the
 class stores after validation when the signature's default is a scalar shorthand for a range,
 e.g. ``CLAHE(clip_limit=4.0)`` means ``(1.0, 4.0)``). A parameter without a library default
-(crop and resize sizes) gets one derived from the image size (``auto``).
+(crop and resize sizes) gets one derived from the image size (``auto``). One exception: the
+mask's border fill (``fill_mask``) defaults to :data:`IGNORE_INDEX`, not albumentations' 0.
 
 >>> spec = TRANSFORMS["Affine"]
 >>> spec.spatial, [p.name for p in spec.params][:3]
@@ -23,8 +24,15 @@ from typing import Any
 
 import albumentations as A
 
-__all__ = ["Param", "TransformSpec", "TRANSFORMS", "INTERPOLATION", "BORDER_MODE", "GROUPS",
+from ..data.classmap import UNKNOWN_INDEX
+
+__all__ = ["Param", "TransformSpec", "TRANSFORMS", "INTERPOLATION", "BORDER_MODE", "GROUPS", "IGNORE_INDEX",
            "default_params", "default_p", "library_defaults", "coerce", "names", "quiet"]
+
+# The mask value that losses and metrics skip (seglib.metrics.IGNORE_INDEX, torch-free here). Pixels
+# that a spatial step brings in from outside the image get it: albumentations' fill_mask=0 would
+# label them as class 0 and train the model to see that class in every rotated corner.
+IGNORE_INDEX = UNKNOWN_INDEX
 
 # albumentations' UserWarnings that seglib silences, each by its message (a regex), and why:
 SHIFT_SCALE_ROTATE = r"ShiftScaleRotate is a special case of Affine"  # offered for old pipelines; its note says so
@@ -88,8 +96,9 @@ def _interp(name="interpolation"):
 
 def _border():
     return (Param("border_mode", "choice", choices=BORDER_MODE, help="How pixels moved in from outside are filled"),
-            Param("fill_mask", "int", 0, 255, 1,
-                  help="Mask value of constant-filled borders (use an ignored class id)"))
+            Param("fill_mask", "int", 0, 255, 1, default=IGNORE_INDEX,
+                  help=f"Mask value of constant-filled borders: {IGNORE_INDEX} (the default here) is ignored by "
+                       "training's losses and metrics; a class id would teach that class in every border"))
 
 
 def _warp(*params):

@@ -14,10 +14,10 @@ import os
 import sys
 from pathlib import Path
 
-from . import augment, data, outliers, predict, review, train, weights
+from . import augment, classes, data, outliers, predict, quality, review, train, weights
 from .common import CliError
 
-AREAS = (data, outliers, review, augment, train, predict, weights)
+AREAS = (data, classes, outliers, review, augment, train, quality, predict, weights)
 DESCRIPTION = "Review, clean and augment semantic-segmentation datasets; train and compare models."
 
 

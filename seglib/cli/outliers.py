@@ -11,7 +11,7 @@ def _args(p):
     p.add_argument("--json", action="store_true", help="print {\"flags\": [...]} as JSON")
     p.add_argument("--detectors", default=None,
                    help="comma-separated detector names (default: all of exact_duplicate, near_duplicate, "
-                        "shared_mask, image_stats, label_stats)")
+                        "shared_mask, overlap, image_stats, label_stats)")
     p.add_argument("--near-threshold", type=float, default=None, metavar="CORR",
                    help="pixel correlation a near-duplicate pair needs, 0.9..1 (default 0.99); lower finds more")
     p.add_argument("--limit", type=int, default=50, help="rows in the table (not --json); 0 = all (default 50)")

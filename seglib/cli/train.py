@@ -19,9 +19,26 @@ HELP_DEFAULTS = {"arch": "Unet", "encoder": "resnet18", "epochs": 30, "batch_siz
 
 
 def _train_args(p):
-    d = HELP_DEFAULTS
     p.add_argument("dataset", help="a folder of images and masks, or an .npz file")
     p.add_argument("--out", required=True, help="run folder to create (or to continue with --resume)")
+    add_train_options(p)
+    p.add_argument("--val-fraction", type=float)
+    p.add_argument("--split", help='a JSON file {"train": [ids], "val": [ids]} instead of a stratified split')
+    p.add_argument("--split-by", choices=("image", "folder", "overlap"),
+                   help="what the split keeps whole: image (default); folder (an image id's first folder, e.g. "
+                        "'Tile 3'); overlap (images that share pixels: overlapping crops, copies, video frames)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last weights")
+    p.add_argument("--config", metavar="JSON", help="a whole TrainConfig as JSON (config.json of a run); the other "
+                   "training flags are ignored. The job manager writes it into --out before launching")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help='print {"run", "epochs", "best_epoch", "val"} as JSON')
+
+
+def add_train_options(p):
+    """The flags of a training configuration (model, loss, data, optimisation, machine): ``seglib
+    train`` and ``seglib quality`` (whose fold runs train with them) share them."""
+    d = HELP_DEFAULTS
+    p.set_defaults(val_fraction=None, split=None, split_by=None)   # train's own flags, absent elsewhere
     p.add_argument("--arch", help=f"architecture (default {d['arch']}; see `seglib models`)")
     p.add_argument("--encoder", help=f"encoder (default {d['encoder']})")
     p.add_argument("--encoder-weights", metavar="NAME|FILE",
@@ -39,7 +56,8 @@ def _train_args(p):
     p.add_argument("--tversky-beta", type=float)
     p.add_argument("--class-weights", help="none | inverse | median | comma-separated values, one per class id")
     p.add_argument("--exclude-background", action="store_true", default=None,
-                   help="losses and the monitored mIoU leave class 0 out")
+                   help="losses and the monitored mIoU leave the background class out (the class file's "
+                        "\"background\": true class, or the one named background/bg)")
     p.add_argument("--aug", help="augmentation pipeline: a saved name or an A.save .json/.yaml")
     p.add_argument("--sampler", help=f"uniform | oversample | presence (default {d['sampler']})")
     p.add_argument("--sampler-classes", help="class ids to oversample, e.g. 4 or 3,4 (default: the rarest)")
@@ -57,8 +75,6 @@ def _train_args(p):
     p.add_argument("--monitor", help=f"miou | miou_no_bg | dice | pixel_accuracy | val_loss (default {d['monitor']})")
     p.add_argument("--patience", type=int, help=f"early stopping; 0 = off (default {d['patience']})")
     p.add_argument("--grad-clip", type=float)
-    p.add_argument("--val-fraction", type=float)
-    p.add_argument("--split", help='a JSON file {"train": [ids], "val": [ids]} instead of a stratified split')
     p.add_argument("--include-excluded", action="store_true",
                    help="also train on images marked 'exclude' in the review store")
     p.add_argument("--original-masks", action="store_true",
@@ -68,17 +84,12 @@ def _train_args(p):
     p.add_argument("--amp", help="auto | off | bf16 | fp16 (default auto: on for CUDA)")
     p.add_argument("--workers", type=int, help="DataLoader workers (default -1 = auto)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last weights")
-    p.add_argument("--config", metavar="JSON", help="a whole TrainConfig as JSON (config.json of a run); the other "
-                   "training flags are ignored. The job manager writes it into --out before launching")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--json", action="store_true", help='print {"run", "epochs", "best_epoch", "val"} as JSON')
 
 
 _FIELDS = ("arch", "encoder", "encoder_weights", "epochs", "batch_size", "lr", "weight_decay", "loss", "focal_gamma",
            "tversky_alpha", "tversky_beta", "exclude_background", "aug", "sampler", "sampler_factor", "optimizer",
-           "scheduler", "monitor", "patience", "grad_clip", "val_fraction", "max_steps_per_epoch", "device", "amp",
-           "workers", "seed")
+           "scheduler", "monitor", "patience", "grad_clip", "val_fraction", "split_by", "max_steps_per_epoch", "device",
+           "amp", "workers", "seed")
 
 
 def config_from_args(args):
@@ -148,7 +159,7 @@ def cmd_train(args) -> int:
 
     # a `cancel` file in the run folder stops every rank; progress files for the job manager
     watch = RunFolderWatch(args.out, rank, progress=os.environ.get("SEGLIB_JOB") == "1")
-    bars = [watch] + ([] if args.quiet or rank != 0 else [ProgressBar()])
+    bars = [watch] + ([] if rank != 0 else [_split_warning()]) + ([] if args.quiet or rank != 0 else [ProgressBar()])
     try:
         result = train(cfg, run_dir=args.out, callbacks=bars, resume=args.resume)
     except (ConfigError, ModelError, TrainingError, CheckpointError, DatasetError) as e:
@@ -163,6 +174,23 @@ def cmd_train(args) -> int:
               f"{result['best_epoch']}: mIoU {v.get('miou', float('nan')):.4f} "
               f"(no background {v.get('miou_no_bg', float('nan')):.4f})", file=sys.stderr)
     return 0
+
+
+def _split_warning():
+    """A callback saying on stderr, as training starts, when its split puts images that share
+    pixels on both sides (the split is drawn once training has read the dataset)."""
+    from ..train.callbacks import Callback
+    from ..train.split import SplitLeak, leak_warning
+
+    class SplitWarning(Callback):
+        def on_train_start(self, info: dict) -> None:
+            split = info["config"].get("resolved", {}).get("split", {})
+            if split.get("groups_cut"):
+                leak = SplitLeak(split["groups_cut"], split["images_in_cut_groups"], split["val_images_sharing"],
+                                 split["groups"])
+                print(f"warning: {leak_warning(leak, split['by'])} (--split-by overlap)", file=sys.stderr)
+
+    return SplitWarning()
 
 
 def _config_file(path: str):

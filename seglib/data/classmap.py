@@ -3,17 +3,27 @@
 A dataset may ship a class file at its root (:func:`find_class_file` says which), in one of
 two formats:
 
-- seglib's list: ``[{"id": 0, "name": "soil", "color": "#8B4513", "ignore": false}, ...]``;
+- seglib's list: ``[{"id": 0, "name": "soil", "color": "#8B4513", "ignore": false}, ...]``, where
+  one class may carry ``"background": true``;
 - Supervisely's (``classes.json`` of many public sets, or a Supervisely project's ``meta.json``):
   ``{"classes": [{"title": "Building", "shape": "bitmap", "color": "#3C1098"}, ...]}``.
   Ids follow the file order (0, 1, ...): Supervisely's own ``id`` fields are server ids, not
   class indices, so an ``id`` is used only when every entry has one, all distinct, in 0..254.
-  ``name`` may stand for ``title``; an ``ignore`` key is honoured as in the list format.
+  ``name`` may stand for ``title``; ``ignore`` and ``background`` keys are honoured as in the
+  list format (Supervisely itself has no background flag: a class titled "background" counts).
 
 Without a class file, names and colours are made up from the ids that the masks use.
+
+The background class (:attr:`ClassMap.background_id`: what "mIoU without background" and
+"exclude background" leave out, and what the eraser paints) is the class marked
+``"background": true``; else the class named background or bg (any case, ``__bg__`` and
+labelme's ``_background_`` too); else, for a made-up class map only, id 0 (index masks keep
+their background at 0, as seglib always assumed); else there is none: a class file that names
+no background has none, even when class 0 is Water.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +32,8 @@ import numpy as np
 
 # Pixels whose value or colour the class map does not know. Metrics and losses skip them.
 UNKNOWN_INDEX = 255
+# Class names that mean "background" once case, spaces and underscores are stripped (``__bg__``, ``_background_``).
+BACKGROUND_NAMES = ("background", "bg")
 
 # A qualitative palette (Plotly "Dark24"-like, readable on grey terrain and on photos).
 _PALETTE = [
@@ -59,10 +71,22 @@ class ClassInfo:
     name: str
     color: str
     ignore: bool = False
+    background: bool = False   # marked so in the class file (see ClassMap.background_id)
 
     @property
     def rgb(self) -> tuple[int, int, int]:
         return hex_to_rgb(self.color)
+
+    @property
+    def named_background(self) -> bool:
+        return self.name.strip().strip("_").strip().lower() in BACKGROUND_NAMES
+
+    def to_dict(self) -> dict:
+        """The class file entry; ``background`` only when set (files and caches of other maps stay as they were)."""
+        doc = asdict(self)
+        if not self.background:
+            del doc["background"]
+        return doc
 
 
 @dataclass
@@ -84,7 +108,7 @@ class ClassMap:
         """Build from the classes.json list. Raises ValueError naming ``source`` and the fault."""
         if not isinstance(items, list) or not items:
             raise ValueError(f"{source}: expected a non-empty list of classes")
-        classes, seen = [], set()
+        classes, seen, marked = [], set(), None
         for n, item in enumerate(items):
             if not isinstance(item, dict) or "id" not in item:
                 raise ValueError(f"{source}: entry {n} has no 'id'")
@@ -101,8 +125,15 @@ class ClassMap:
                 hex_to_rgb(color)
             except ValueError as e:
                 raise ValueError(f"{source}: entry {n} (id {cid}): {e}") from None
+            background = item.get("background", False)
+            if not isinstance(background, bool):
+                raise ValueError(f"{source}: entry {n} (id {cid}): 'background' must be true or false, "
+                                 f"got {background!r}")
+            if background and marked is not None:
+                raise ValueError(f"{source}: ids {marked} and {cid} are both marked background; at most one may be")
+            marked = cid if background else marked
             classes.append(ClassInfo(cid, str(item.get("name", f"class_{cid}")), rgb_to_hex(hex_to_rgb(color)),
-                                     bool(item.get("ignore", False))))
+                                     bool(item.get("ignore", False)), background))
         classes.sort(key=lambda c: c.id)
         return cls(classes, inferred=False)
 
@@ -131,6 +162,8 @@ class ClassMap:
                 raise ValueError(f"{source}: class '{name}' appears twice (classes[{names[name]}] and classes[{n}])")
             names[name] = n
             entry = {"id": item["id"] if use_ids else n, "name": name, "ignore": bool(item.get("ignore", False))}
+            if "background" in item:
+                entry["background"] = item["background"]
             if item.get("color"):
                 entry["color"] = item["color"]
             listed.append(entry)
@@ -153,7 +186,7 @@ class ClassMap:
         return cls.from_json(doc, source=str(path))
 
     def to_list(self) -> list[dict]:
-        return [asdict(c) for c in self.classes]
+        return [c.to_dict() for c in self.classes]
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_list(), indent=2))
@@ -181,6 +214,22 @@ class ClassMap:
     @property
     def ignore_ids(self) -> list[int]:
         return [c.id for c in self.classes if c.ignore]
+
+    @property
+    def background_id(self) -> int | None:
+        """The background class's id, or None when there is none (see the module's docstring)."""
+        marked = [c.id for c in self.classes if c.background]
+        if marked:
+            return marked[0]
+        named = [c.id for c in self.classes if c.named_background]
+        if named:
+            return named[0]
+        return 0 if self.inferred and 0 in self.ids else None
+
+    @property
+    def background_name(self) -> str | None:
+        bg = self.background_id
+        return None if bg is None else self.name_of(bg)
 
     def by_id(self, class_id: int) -> ClassInfo:
         for c in self.classes:
@@ -211,6 +260,34 @@ class ClassMap:
             return self
         extra = [ClassInfo(i, f"class_{i}", default_color(i)) for i in missing]
         return ClassMap(sorted(self.classes + extra, key=lambda c: c.id), self.inferred)
+
+
+def class_file_state(path: str | Path) -> str:
+    """What a class file's contents depend on: path, size, mtime and (it is small) a hash of its
+    bytes, so an edit that keeps size and mtime (a colour changed within one clock tick, a copy
+    that keeps the time) still shows. ``path|missing`` when there is none."""
+    path = Path(path)
+    try:
+        info = path.stat()
+        digest = hashlib.sha1(path.read_bytes()).hexdigest()[:16] if info.st_size <= _HASHED_UP_TO else "big"
+    except OSError:
+        return f"{path}|missing"
+    return f"{path}|{info.st_size}|{info.st_mtime_ns}|{digest}"
+
+
+_HASHED_UP_TO = 1 << 20  # class files are a few KB; a bigger "class file" is not read on every rerun
+
+
+def class_files_state(dataset: str | Path) -> str:
+    """The state of every class file a dataset at ``dataset`` may use (a folder's ``classes.json``
+    and ``meta.json``, an .npz's ``<name>.classes.json`` and ``classes.json`` beside it): cheap
+    enough for the app to check on every rerun, so an edited class file is seen on reload."""
+    dataset = Path(dataset)
+    if dataset.is_dir():
+        files = [dataset / n for n in CLASS_FILE_NAMES]
+    else:
+        files = [dataset.with_suffix(".classes.json"), dataset.parent / "classes.json"]
+    return ";".join(class_file_state(f) for f in files)
 
 
 # Class files looked for at a folder dataset's root, in this order.

@@ -230,6 +230,12 @@ class SegDataset(abc.ABC):
             return None, None, None, 1
         return img, None if raw is None else self.decoder.decode(*raw)[0], tuple(seen["full"]), seen["factor"]
 
+    def image_reduced(self, image_id: str, shorter: int = 0, longer: int = 0
+                      ) -> tuple[np.ndarray, tuple[int, int], int]:
+        """:meth:`image` decoded reduced where the format allows it, as :meth:`load_pair_reduced`
+        does, without reading the mask: (image, full (H, W), factor). Raises ReadError naming the file."""
+        return self._read_reduced(image_id, shorter, longer)
+
     def _read_reduced(self, image_id: str, shorter: int, longer: int) -> tuple[np.ndarray, tuple[int, int], int]:
         """(image, full (H, W), factor) for :meth:`load_pair_reduced`; here the full image."""
         img = self.image(image_id)

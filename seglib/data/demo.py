@@ -174,6 +174,14 @@ def generate(n: int = 2600, seed: int = 0, n_test: int | None = None):
     return images, masks, test, truth
 
 
+def clean_terrain(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(images, masks) of the demo's terrain with nothing injected: every label right. For
+    measuring detectors of label errors (seglib.quality.inject adds known ones)."""
+    rng = np.random.default_rng(seed)
+    masks = _terrain_masks(rng, n)
+    return _render(rng, masks), masks
+
+
 def truth_path(npz_path: str | Path) -> Path:
     p = Path(npz_path)
     return p.with_name(p.name[: -len(p.suffix)] + ".truth.json") if p.suffix else p.with_name(p.name + ".truth.json")

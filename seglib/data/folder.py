@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .. import cache
-from .classmap import CLASS_FILE_NAMES, ClassMap, find_class_file
+from .classmap import CLASS_FILE_NAMES, ClassMap, class_file_state, find_class_file
 from .dataset import CLASS_MAP_FILE, SegDataset, digest, file_state
 from .encoding import infer_class_map, present_values, recognise_encoding
 from .io import (
@@ -264,8 +264,9 @@ class FolderDataset(SegDataset):
 
     def files_fingerprint(self) -> str:
         root = self.source
-        parts = [self.kind, file_state(self.class_map_path)]
-        parts += [file_state(root / n) for n in CLASS_FILE_NAMES if root / n != self.class_map_path]
+        # The class files by their contents too: an edit that keeps size and mtime changes the classes.
+        parts = [self.kind, class_file_state(self.class_map_path)]
+        parts += [class_file_state(root / n) for n in CLASS_FILE_NAMES if root / n != self.class_map_path]
         for s in self.samples.values():
             parts.append(file_state(s.image_path))
             if s.mask_path:

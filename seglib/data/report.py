@@ -3,6 +3,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+# Problems of the dataset as a whole rather than of one of its files: its class file, its .npz's
+# structure, nothing found. People read them first (one of them can explain a thousand file warnings).
+DATASET_LEVEL_CODES = frozenset({
+    "bad_class_map", "class_file_colours_missing", "class_file_colours_unseen",
+    "empty", "npz_keys", "npz_shape", "npz_unknown_key", "unreadable_npz",
+})
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -21,6 +28,10 @@ class Problem:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def dataset_level(self) -> bool:
+        return self.code in DATASET_LEVEL_CODES
 
 
 @dataclass
@@ -45,5 +56,14 @@ class Report:
     def __bool__(self) -> bool:
         return bool(self.problems)
 
-    def to_list(self) -> list[dict]:
-        return [p.to_dict() for p in self.problems]
+    def to_list(self, dataset_first: bool = False) -> list[dict]:
+        """The problems as dicts; with ``dataset_first``, the dataset-level ones first (errors before
+        warnings), then the files' in the order found."""
+        problems = self.problems
+        if dataset_first:
+            problems = self.dataset_problems() + [p for p in problems if not p.dataset_level]
+        return [p.to_dict() for p in problems]
+
+    def dataset_problems(self) -> list[Problem]:
+        """The problems of the dataset as a whole (:data:`DATASET_LEVEL_CODES`), errors first."""
+        return sorted((p for p in self.problems if p.dataset_level), key=lambda p: p.severity != "error")

@@ -39,16 +39,14 @@ import cv2
 import numpy as np
 
 _ORIGIN = {"left": -0.5, "top": -0.5, "center": 0.0, "right": 0.5, "bottom": 0.5}
-BACKGROUND_NAMES = ("background", "bg")
 
 
 # --- class choices ---------------------------------------------------------------------------
 def background_class(class_map) -> int:
-    """The eraser's class: the class named "background" (any case), else class id 0."""
-    for c in class_map.classes:
-        if c.name.strip().lower() in BACKGROUND_NAMES:
-            return int(c.id)
-    return 0
+    """The eraser's class: the class map's background (``ClassMap.background_id``: marked in the
+    class file, or named background/bg), else class id 0 (an eraser paints some class)."""
+    background = class_map.background_id
+    return 0 if background is None else int(background)
 
 
 def ignore_class(class_map) -> int | None:

@@ -18,10 +18,14 @@ XOR_CELLS = 1 << 20  # ... and at most this many pairs per step: an 8 MB uint64 
 DETECTORS: dict[str, Callable] = {}
 
 
-def detector(name: str):
-    """Register ``fn(ds, stats) -> DataFrame`` under ``name`` in :data:`DETECTORS`."""
+def detector(name: str, reads_pixels: bool = False):
+    """Register ``fn(ds, stats) -> DataFrame`` under ``name`` in :data:`DETECTORS`.
+
+    ``reads_pixels``: the detector makes a pass of its own over the images beyond the shared one,
+    and takes a ``progress=`` callback for it (``detect`` hands it its own)."""
     def wrap(fn):
         fn.detector_name = name
+        fn.reads_pixels = reads_pixels
         DETECTORS[name] = fn
         return fn
     return wrap

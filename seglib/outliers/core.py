@@ -38,6 +38,22 @@ def _from_arrays(hit: dict) -> pd.DataFrame:
     return flags_frame(df.to_dict("records"))
 
 
+def _key(ds, names: list[str], options: dict) -> str:
+    key = f"{ds.fingerprint()}-v{OUTLIERS_VERSION}-{'+'.join(sorted(names))}"
+    if options:
+        key += "-" + hashlib.sha1(json.dumps(options, sort_keys=True).encode()).hexdigest()[:12]
+    return key
+
+
+def cached_detections(ds, detectors: Iterable[str] | None = None,
+                      options: dict[str, dict] | None = None) -> pd.DataFrame | None:
+    """What :func:`detect` would return from its on-disk cache, or None when it would have to read
+    the images (a page can say so instead of starting a pass)."""
+    names = _names(detectors)
+    hit = cache.load("outliers", _key(ds, names, {n: o for n, o in (options or {}).items() if o and n in names}))
+    return None if hit is None else _from_arrays(hit)
+
+
 def detect(ds, stats=None, detectors: Iterable[str] | None = None, use_cache: bool = True,
            progress: Progress | None = None, options: dict[str, dict] | None = None) -> pd.DataFrame:
     """Flag suspicious images of ``ds``.
@@ -47,7 +63,8 @@ def detect(ds, stats=None, detectors: Iterable[str] | None = None, use_cache: bo
         stats: its DatasetStats (``seglib.stats.compute_stats(ds)`` if None).
         detectors: names from ``DETECTORS`` (default: all). Unknown names raise ValueError.
         use_cache: read/write the on-disk cache keyed by ``ds.fingerprint()`` (and the options).
-        progress: optional ``(done, total)`` callback for the pixel pass.
+        progress: optional ``(done, total)`` callback for the pixel passes: the shared one, then those of
+            detectors that read the images again (overlap), as one count over all of them.
         options: keyword arguments per detector, e.g. ``{"near_duplicate": {"min_corr": 0.97}}``.
 
     Returns:
@@ -60,19 +77,36 @@ def detect(ds, stats=None, detectors: Iterable[str] | None = None, use_cache: bo
         from ..stats import compute_stats
         stats = compute_stats(ds)
     options = {n: o for n, o in (options or {}).items() if o and n in names}
-    key = f"{ds.fingerprint()}-v{OUTLIERS_VERSION}-{'+'.join(sorted(names))}"
-    if options:
-        key += "-" + hashlib.sha1(json.dumps(options, sort_keys=True).encode()).hexdigest()[:12]
+    key = _key(ds, names, options)
     hit = cache.load("outliers", key) if use_cache else None
     if hit is not None:
         return _from_arrays(hit)
-    features_for(ds, stats, progress)  # one pixel pass, shared by every detector below
-    parts = [DETECTORS[n](ds, stats, **options.get(n, {})) for n in names]
+    own = [n for n in names if getattr(DETECTORS[n], "reads_pixels", False)]  # detectors with a pass of their own
+    passes = _pass_progress(progress, 1 + len(own))
+    features_for(ds, stats, next(passes))  # one pixel pass, shared by every detector below
+    parts = [DETECTORS[n](ds, stats, **options.get(n, {}), **({"progress": next(passes)} if n in own else {}))
+             for n in names]
     parts = [p for p in parts if len(p)]
     flags = sort_flags(pd.concat(parts, ignore_index=True)) if parts else flags_frame()
     cache.save("outliers", key, _to_arrays(flags), meta={"detectors": names, "dataset": str(ds.source),
                                                           "options": options})
     return flags
+
+
+def _pass_progress(progress: Progress | None, passes: int):
+    """One ``(done, total)`` callback per pixel pass, reporting to ``progress`` as one bar over
+    the images: pass k of n fills the bar from k/n to (k + 1)/n, so it reads "x / total images"
+    throughout and reaches the total once, at the end of the last pass."""
+    last = {"done": -1}
+
+    def report(k: int, done: int, total: int) -> None:
+        value = (k * total + done) // passes
+        if value > last["done"]:   # the scaled count repeats when passes > 1: say each value once
+            last["done"] = value
+            progress(value, total)
+
+    for k in range(passes):
+        yield None if progress is None else (lambda done, total, k=k: report(k, done, total))
 
 
 def replace_detector(flags: pd.DataFrame, name: str, rows: pd.DataFrame) -> pd.DataFrame:

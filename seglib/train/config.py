@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from ..losses import LossConfig
 from ..models import DEFAULT_ARCH, DEFAULT_ENCODER
 from .inputs import INPUT_MODES, check_size
+from .split import SPLIT_BY
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("plateau", "cosine", "onecycle", "none")
@@ -30,6 +31,7 @@ class TrainConfig:
     # --- data ---------------------------------------------------------------------------
     data: str = ""                        # dataset folder or .npz
     val_fraction: float = 0.1             # stratified by the rarest class each image holds
+    split_by: str = "image"               # image | folder (first folder of the id) | overlap (images sharing pixels)
     train_ids: list[str] | None = None    # given splits override val_fraction
     val_ids: list[str] | None = None
     leave_out_excluded: bool = True       # images marked "exclude" in the review store
@@ -96,6 +98,7 @@ class TrainConfig:
             (self.scheduler in SCHEDULERS, "scheduler", f"choose from {', '.join(SCHEDULERS)}"),
             (self.monitor in MONITORS, "monitor", f"choose from {', '.join(MONITORS)}"),
             (self.sampler in SAMPLERS, "sampler", f"choose from {', '.join(SAMPLERS)}"),
+            (self.split_by in SPLIT_BY, "split_by", f"choose from {', '.join(SPLIT_BY)}"),
             (self.epochs >= 1, "epochs", "must be at least 1"),
             (self.batch_size >= 1, "batch_size", "must be at least 1"),
             (self.lr > 0, "lr", "must be positive"),

@@ -23,7 +23,7 @@ from ..stats import DatasetStats, compute_stats
 from ..tiling import InferencePlan, inference_plan
 from .config import ConfigError, TrainConfig
 from .inputs import input_transform, resolve_input
-from .split import stratified_split
+from .split import SharedPixels, split_groups, split_ids
 
 
 @dataclass
@@ -73,11 +73,23 @@ def _corrected(ds, log):
 
 
 def class_layout(class_map: ClassMap) -> tuple[int, list[int], int | None]:
-    """(num_classes, scored ids, background id) of a class map."""
+    """(num_classes, scored ids, background id) of a class map. The background is the class map's
+    (:attr:`ClassMap.background_id`: marked in the class file, or named background/bg, or id 0 of
+    a made-up map); None when it has none or ignores it: then ``miou_no_bg`` is ``miou`` and
+    "exclude background" leaves nothing out."""
     num_classes = max(class_map.num_classes, 2)  # a one-class map still needs two logits
     scored = [c.id for c in class_map if not c.ignore]
-    background = 0 if 0 in scored else None
-    return num_classes, scored, background
+    background = class_map.background_id
+    return num_classes, scored, background if background in scored else None
+
+
+def background_note(class_map: ClassMap) -> str:
+    """What "without background" leaves out of this class map, in a sentence for the pages."""
+    background = class_layout(class_map)[2]
+    if background is None:
+        return ("This class map has no background class (mark one with \"background\": true in classes.json, or "
+                "name it background): mIoU without background is mIoU, and leaving the background out changes nothing.")
+    return f"The background class is {class_map.name_of(background)} (id {background})."
 
 
 def training_problem(ds, stats: DatasetStats) -> str | None:
@@ -98,9 +110,10 @@ def _all_ignored(class_map: ClassMap) -> str:
     return f"every labeled pixel is of an ignored class ({ignored}): there is nothing to learn or score"
 
 
-def prepare_data(cfg: TrainConfig, log=print) -> TrainData:
-    """Open the dataset, compute (cached) statistics, split and weigh. Records decisions in
-    ``cfg.resolved`` and, for a first run, fills ``cfg.train_ids`` / ``cfg.val_ids``."""
+def usable_images(cfg: TrainConfig, log=print):
+    """(dataset as training reads it, its stats, excluded ids, usable ids, their pixels per class
+    (N, num_classes)): the labeled images a run of ``cfg`` may use, readable and not excluded in
+    the review store. ConfigError when fewer than 2, or when every pixel is of an ignored class."""
     ds = open_dataset(cfg.data)
     if not cfg.original_masks:
         ds = _corrected(ds, log)
@@ -117,17 +130,33 @@ def prepare_data(cfg: TrainConfig, log=print) -> TrainData:
     usable = [i for i in labeled if i not in set(excluded)]
     if len(usable) < 2:
         raise ConfigError(f"{cfg.data}: {len(usable)} usable labeled images; training needs at least 2")
-    num_classes, scored, background = class_layout(stats.class_map)
+    num_classes, scored, _ = class_layout(stats.class_map)
     row = {i: k for k, i in enumerate(stats.ids)}
     counts = stats.counts[[row[i] for i in usable]][:, :num_classes]
     if not counts[:, scored].sum():  # the loss would be NaN at the first step
         raise ConfigError(f"{cfg.data}: {_all_ignored(stats.class_map)}")
+    return ds, stats, excluded, usable, counts
 
-    if cfg.train_ids is not None or cfg.val_ids is not None:
+
+def prepare_data(cfg: TrainConfig, log=print) -> TrainData:
+    """Open the dataset, compute (cached) statistics, split and weigh. Records decisions in
+    ``cfg.resolved`` and, for a first run, fills ``cfg.train_ids`` / ``cfg.val_ids``."""
+    ds, stats, excluded, usable, counts = usable_images(cfg, log)
+    num_classes, scored, background = class_layout(stats.class_map)
+    row = {i: k for k, i in enumerate(stats.ids)}
+
+    shared = SharedPixels(ds, stats, log)  # groups of images that share pixels, looked for once when needed
+    given = cfg.train_ids is not None or cfg.val_ids is not None
+    if given:
         train_ids, val_ids = _given_split(cfg, usable)
     else:
-        train_ids, val_ids = stratified_split(usable, counts[:, scored] > 0, cfg.val_fraction, cfg.seed)
+        try:
+            groups = split_groups(cfg.split_by, usable, shared.groups)
+            train_ids, val_ids = split_ids(usable, counts[:, scored] > 0, cfg.val_fraction, cfg.seed, groups)
+        except ValueError as e:
+            raise ConfigError(f"{cfg.data}: split by {cfg.split_by}: {e}") from None
         cfg.train_ids, cfg.val_ids = train_ids, val_ids
+    cfg.resolved["split"] = shared.check("given" if given else cfg.split_by, train_ids, val_ids)
 
     pos = {i: k for k, i in enumerate(usable)}
     train_counts = counts[[pos[i] for i in train_ids]]

@@ -24,6 +24,7 @@ from torch import nn
 from ..metrics import SCORE_KEYS, ConfusionMatrix, scores
 from ..models import ModelError, ModelSpec, build_model
 from ..tiling import InferencePlan, inference_plan
+from ..words import plural
 from . import distributed
 from .callbacks import Callbacks
 from .config import ConfigError, TrainConfig
@@ -244,7 +245,7 @@ def _train(cfg: TrainConfig, run: RunFolder, proc, callbacks: Callbacks, resume:
             status = "cancelled"
             if proc.is_main:
                 run.save_weights("last", model.net.state_dict(), epoch - 1, {})
-                log(f"cancelled during epoch {epoch} after {global_step} steps; last weights kept")
+                log(f"cancelled during epoch {epoch} after {plural(global_step, 'step')}; last weights kept")
             break
 
         # ---- validation: one confusion matrix over the whole split ------------------------
@@ -275,7 +276,8 @@ def _train(cfg: TrainConfig, run: RunFolder, proc, callbacks: Callbacks, resume:
         callbacks.on_epoch_end(record)
         if cfg.patience and epoch - best_epoch >= cfg.patience:
             status = "stopped_early"
-            log(f"early stop: no better {cfg.monitor} for {cfg.patience} epochs (best {best:.4f} at {best_epoch})")
+            log(f"early stop: no better {cfg.monitor} for {plural(cfg.patience, 'epoch')} "
+                f"(best {best:.4f} at {best_epoch})")
             break
 
     agreed = distributed.weights_agree(model, proc)

@@ -59,6 +59,9 @@ class JobSnapshot:
     preview: dict | None = None  # {"images" uint8 (N,H,W[,3]), "masks", "predictions" uint8 (N,H,W), "ids", "epoch"}
     class_map: list = field(default_factory=list)
     processes: int = 1           # > 1: a torchrun child process group, followed through the run folder
+    kind: str = "train"          # "train": one run; "quality": K fold runs, then scoring (seglib.quality)
+    fold: int = 0                # a quality job: the fold in progress (0-based; == folds while scoring)
+    folds: int = 0               # a quality job: K
 
     @property
     def active(self) -> bool:
@@ -69,7 +72,11 @@ class JobSnapshot:
         """0..1 over the whole run (epochs already done before a resume count as done)."""
         if self.status in ("done", "stopped_early"):
             return 1.0
-        return self.global_step / self.total_steps if self.total_steps else 0.0
+        within = self.global_step / self.total_steps if self.total_steps else 0.0
+        if self.kind == "quality" and self.folds:   # each fold a share, scoring the last sliver
+            done = min(self.fold, self.folds) + (within if self.fold < self.folds else 0.0)
+            return min(1.0, done / (self.folds + 0.1))
+        return within
 
     @property
     def elapsed_s(self) -> float | None:
@@ -124,6 +131,11 @@ class JobRecord:
     thread: threading.Thread | None = None
     processes: int = 1                 # > 1: torchrun processes (seglib.train.process_jobs)
     adopted: dict | None = None        # job.json of a process job found again after an app restart
+    kind: str = "train"                # "quality": cross-validated label scores (JobManager.submit_quality)
+    folds: int = 0
+    fold: int = 0
+    fold_started: float | None = None  # when the fold in progress started (time left across folds)
+    run_fold: object = None            # the fold's run folder (Path) while it trains
 
 
 def training_started(job: JobRecord, info: dict, class_map: list) -> None:
@@ -207,4 +219,9 @@ def eta_seconds(job: JobRecord, now: float) -> float | None:
     val_times = [r["time"] - r["train_time"] for r in job.history[-3:] if "train_time" in r]
     val_s = sum(val_times) / len(val_times) if val_times else 0.0
     validations_left = max(0, job.epochs - len(job.history))
-    return steps_left * step_s + validations_left * val_s
+    left = steps_left * step_s + validations_left * val_s
+    if job.kind == "quality" and job.fold < job.folds and job.fold_started is not None:
+        # the folds after this one take as long as this one will have (the same data and steps)
+        this_fold = (now - job.fold_started) + left
+        left += (job.folds - job.fold - 1) * this_fold
+    return left

@@ -47,7 +47,7 @@ from . import process_jobs
 from .callbacks import Callback
 from .config import TrainConfig
 from .cpu_share import base_priority, set_priority, torch_threads
-from .job_state import ACTIVE, FINISHED, JobCallback, JobRecord, JobSnapshot, eta_seconds
+from .job_state import ACTIVE, FINISHED, JobCallback, JobRecord, JobSnapshot, eta_seconds, training_started
 from .liveness import mark_interrupted, process_alive
 from .runs import RunFolder, checkpoints_dir, new_run_name
 
@@ -142,6 +142,25 @@ class JobManager:
             if processes is None:
                 processes = int(cfg.resolved.get("world_size") or process_jobs.read_job(run).get("processes") or 1)
             job = self._add(run, cfg, resume=True, callbacks=callbacks, processes=processes)
+        self._pump()
+        return job.id
+
+    def submit_quality(self, cfg: TrainConfig, out: str | os.PathLike, folds: int = 5) -> str:
+        """Queue out-of-fold label scoring (seglib.quality): ``folds`` runs of ``cfg`` under
+        ``out`` (finished ones reused, unfinished ones resumed), then every labeled image scored.
+        One job in the queue like a training; cancel stops the fold in progress after its step
+        (submit again to go on). The fold count and the dataset are checked now (ConfigError)."""
+        from ..quality.crossval import plan_folds
+
+        cfg = copy.deepcopy(cfg)
+        cfg.validate()
+        plan_folds(cfg, out, folds, log=lambda _m: None)   # fewer images than folds: refused here
+        out = Path(out)
+        with self._lock:
+            if self._job_of(out, ACTIVE):
+                raise JobError(f"{out.name}: label scoring is already queued or running")
+            job = self._add(RunFolder(out), cfg, resume=False, callbacks=(), processes=1)
+            job.kind, job.folds = "quality", int(folds)
         self._pump()
         return job.id
 
@@ -268,7 +287,7 @@ class JobManager:
             latest=job.history[-1] if job.history else None, history=tuple(job.history),
             steps_log=tuple(job.steps_log), eta_s=eta_seconds(job, now), error=job.error, traceback=job.traceback,
             device=job.device, cancel_requested=job.cancel.is_set(), preview=job.preview,
-            class_map=list(job.class_map), processes=job.processes)
+            class_map=list(job.class_map), processes=job.processes, kind=job.kind, fold=job.fold, folds=job.folds)
 
     def _pump(self) -> None:
         """Start queued jobs while fewer than ``max_parallel`` run."""
@@ -277,7 +296,8 @@ class JobManager:
             while self._queue and running < self._max_parallel:
                 job = self._jobs[self._queue.pop(0)]
                 job.status, job.phase, job.started = "running", "preparing", time.time()
-                target = self._run_processes if job.processes > 1 else self._run
+                target = (self._run_quality if job.kind == "quality" else
+                          self._run_processes if job.processes > 1 else self._run)
                 job.thread = threading.Thread(target=target, args=(job,), name=f"seglib-{job.id}", daemon=True)
                 job.thread.start()
                 running += 1
@@ -310,6 +330,52 @@ class JobManager:
             job.finished, job.phase = time.time(), ""
             if status == "cancelled":
                 job.error = None
+        self._pump()
+
+    def _run_quality(self, job: JobRecord) -> None:
+        """A quality job's thread: the folds one after the other (each reported like a training,
+        with the fold number), then the scoring pass."""
+        from ..quality import cross_validate, score_labels
+        from .data import usable_images
+
+        status, error, tb = "failed", None, None
+        set_priority(self._base_nice, self.nice)
+
+        def on_fold(plan) -> None:
+            with self._lock:
+                job.fold, job.fold_started, job.phase = plan.fold, time.time(), "preparing"
+                job.history, job.steps_log, job.global_step, job.total_steps = [], [], 0, 0
+                job.resume = plan.action == "resume"
+                job.run_fold = plan.run_dir
+
+        try:
+            with torch_threads(self.cpu_threads, job.config.device):
+                results = cross_validate(job.config, job.run.path, job.folds,
+                                         callbacks=[_FoldCallback(self._lock, job)], log=lambda _m: None,
+                                         should_stop=job.cancel.is_set, on_fold=on_fold)
+                stopped = [r for r in results if r["status"] != "done"]
+                if stopped:
+                    status = "cancelled" if stopped[0]["status"] == "cancelled" else "failed"
+                    error = None if status == "cancelled" else f"fold {stopped[0]['fold'] + 1} {stopped[0]['status']}"
+                else:
+                    with self._lock:
+                        job.fold, job.phase = job.folds, "scoring"
+                    ds = usable_images(job.config, lambda _m: None)[0]
+
+                    def progress(done: int, total: int) -> None:
+                        with self._lock:
+                            job.step, job.steps = done, total
+
+                    score_labels(ds, job.run.path, folds=job.folds, device=job.config.device, progress=progress,
+                                 should_stop=job.cancel.is_set)
+                    status = "done"
+        except InterruptedError:
+            status = "cancelled"
+        except Exception as e:  # every failure is the job's result, never the app's
+            error, tb = job.end_error or _one_line(e), traceback.format_exc()
+        with self._lock:
+            job.status, job.error, job.traceback = status, error, tb
+            job.finished, job.phase = time.time(), ""
         self._pump()
 
     def _run_processes(self, job: JobRecord) -> None:
@@ -361,6 +427,19 @@ class JobManager:
             run.log(f"found again after an app restart: torchrun pid {info['pid']}, {job.processes} processes")
             adopted.append(run.name)
         return adopted
+
+
+class _FoldCallback(JobCallback):
+    """A fold of a quality job reports like a training; its earlier epochs come from the fold's
+    own run folder (the job's folder holds the folds)."""
+
+    def on_train_start(self, info):
+        job = self.job
+        folder = RunFolder(job.run_fold or job.run.path)
+        earlier = [r for r in folder.read_history() if r["epoch"] < info["start_epoch"]] if job.resume else []
+        with self.lock:
+            training_started(job, info, info["config"].get("resolved", {}).get("class_map", []))
+            job.history = earlier
 
 
 def _cuda_available() -> bool:

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..browse import CLASS, PAIR, RANGE
-from ..data.classmap import ClassMap
+from ..data.classmap import UNKNOWN_INDEX, ClassMap
 from ..review.tables import NO_DETECTOR, UNREVIEWED
 
 __all__ = ["class_share_figure", "images_per_class_figure", "fraction_histograms_figure",
@@ -34,8 +34,11 @@ def _class_bars(per_class: pd.DataFrame, x: str, title: str, text: list[str], ho
                 xformat: str | None = None) -> go.Figure:
     df = per_class.iloc[::-1]
     custom = [[CLASS, int(r.id), int(r.pixels), int(r.images_with_class)] for r in df.itertuples()]
+    # Unknown pixels are no class: hatched, so the bar never reads as one of the class colours.
+    hatch = ["/" if i == UNKNOWN_INDEX else "" for i in df["id"]]
     fig = go.Figure(go.Bar(x=df[x], y=df["name"], orientation="h", marker_color=[bar_color(c) for c in df["color"]],
-                           customdata=custom, text=text[::-1], textposition="auto", hovertemplate=hover))
+                           marker_pattern_shape=hatch, customdata=custom, text=text[::-1], textposition="auto",
+                           hovertemplate=hover))
     fig.update_layout(title=title, height=60 + 32 * len(df), margin=_MARGIN, clickmode="event+select",
                       xaxis_tickformat=xformat, xaxis_rangemode="nonnegative")
     if not len(df) or not (df[x] > 0).any():  # all zero: plotly would centre the axis on 0 (-100%..100%)
@@ -44,7 +47,8 @@ def _class_bars(per_class: pd.DataFrame, x: str, title: str, text: list[str], ho
 
 
 def class_share_figure(per_class: pd.DataFrame, title: str = "Pixel share per class") -> go.Figure:
-    """Horizontal bars of ``stats.per_class()`` (or ``browse.subset_per_class``) in the class colours."""
+    """Horizontal bars of ``stats.per_class()`` (or ``browse.subset_per_class``) in the class colours;
+    an unknown row (``per_class(unknown_name=...)``, id UNKNOWN_INDEX) is hatched magenta."""
     return _class_bars(per_class, "pixel_fraction", title, [f"{v:.2%}" for v in per_class["pixel_fraction"]],
                        "%{y}: %{x:.2%} of pixels<br>%{customdata[2]:,} px in %{customdata[3]:,} images"
                        "<extra>click: images with %{y}</extra>", ".0%")

@@ -1,0 +1,126 @@
+"""Train (or reuse) the K fold runs of out-of-fold label quality, one after the other.
+
+    OUT/
+      quality.json          what was asked: K, the base TrainConfig, the fold of every image
+      fold-1-of-K/ ...      ordinary run folders (checkpoints/README.md), each validating on its fold
+      label_scores.json     every labeled image's score (seglib.quality.score), with label_scores.npz
+
+A fold already trained with the same options and images is reused, an unfinished one resumed,
+one trained otherwise moved aside (``fold-2-of-5.replaced-TIME``) and trained again: calling
+this twice trains nothing the second time, and a cancel loses no finished epoch.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ..atomic import atomic_write
+from ..train.config import TrainConfig
+from ..train.data import class_layout, usable_images
+from .folds import FoldPlan, assign_folds, fold_config, fold_dir, make_room, plan_fold
+
+MANIFEST = "quality.json"
+DEFAULT_FOLDS = 5
+
+
+def default_out(source: str | Path, root: str | Path | None = None) -> Path:
+    """Where the app keeps a dataset's folds and scores: ``checkpoints/quality/NAME-HASH`` (the
+    dataset's name and a hash of its resolved path: two datasets named alike stay apart)."""
+    import hashlib
+
+    from ..train.runs import checkpoints_dir
+
+    resolved = str(Path(source).expanduser().resolve())
+    name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in Path(resolved).stem)[:60] or "dataset"
+    return Path(root or checkpoints_dir()) / "quality" / f"{name}-{hashlib.sha1(resolved.encode()).hexdigest()[:8]}"
+
+
+def plan_folds(base: TrainConfig, out: str | Path, k: int = DEFAULT_FOLDS, log=print) -> list[FoldPlan]:
+    """What each fold will do (reuse / resume / train, and why), without training anything.
+    ConfigError (one line) when the dataset cannot be cross-validated: fewer usable labeled
+    images than folds, or nothing to learn."""
+    ds, stats, _, usable, counts = usable_images(base, log)
+    _, scored, _ = class_layout(stats.class_map)
+    presence = counts[:, scored] > 0
+    folds = assign_folds(usable, presence, k, base.seed)
+    for j, c in enumerate(scored):
+        holders = [usable[i] for i in (presence[:, j]).nonzero()[0]]
+        if len(holders) == 1:
+            log(f"warning: {stats.class_map.name_of(c)} is in one image only ({holders[0]}): the model that scores "
+                f"it never saw that class, so its {stats.class_map.name_of(c)} pixels will look mislabeled")
+    return [plan_fold(fold_dir(out, f, k), fold_config(base, folds, f), f) for f in range(k)]
+
+
+def write_manifest(out: str | Path, base: TrainConfig, plans: Sequence[FoldPlan]) -> None:
+    doc = {"folds": len(plans), "config": {**base.to_dict(), "resolved": {}},
+           "fold_of": {i: p.fold for p in plans for i in p.config.val_ids or []}}
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(doc, f, indent=1)
+
+    Path(out).mkdir(parents=True, exist_ok=True)
+    atomic_write(Path(out) / MANIFEST, write)
+
+
+def read_manifest(out: str | Path) -> dict | None:
+    try:
+        return json.loads((Path(out) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def cross_validate(base: TrainConfig, out: str | Path, k: int = DEFAULT_FOLDS, *, callbacks=(),
+                   log: Callable[[str], None] = print, should_stop: Callable[[], bool] | None = None,
+                   on_fold: Callable[[FoldPlan], None] | None = None) -> list[dict]:
+    """Train what :func:`plan_folds` says, fold by fold. Returns one dict per fold: fold, run,
+    action, why, status ("done", or "cancelled"/"failed" for the fold that stopped: the later
+    folds are not started). ``callbacks`` go to each fold's ``train``; ``on_fold`` is told when
+    a fold starts (the job manager's progress across folds)."""
+    from ..train.engine import train
+
+    plans = plan_folds(base, out, k, log)
+    write_manifest(out, base, plans)
+    results = []
+    for plan in plans:
+        if should_stop is not None and should_stop():
+            results.append(_row(plan, "cancelled"))
+            break
+        if on_fold is not None:
+            on_fold(plan)
+        if plan.action == "reuse":
+            log(f"fold {plan.fold + 1}/{k}: reused ({plan.why})")
+            results.append(_row(plan, "done"))
+            continue
+        aside = make_room(plan)
+        if aside is not None:
+            log(f"fold {plan.fold + 1}/{k}: the run there was {plan.why}; moved to {aside.name}")
+        log(f"fold {plan.fold + 1}/{k}: {'resuming' if plan.action == 'resume' else 'training'} "
+            f"on {len(plan.config.train_ids or [])} images, holding out {len(plan.config.val_ids or [])}")
+        result = train(plan.config, plan.run_dir, callbacks, resume=plan.action == "resume")
+        results.append(_row(plan, result["status"]))
+        if result["status"] != "done":
+            break
+    return results
+
+
+def _row(plan: FoldPlan, status: str) -> dict:
+    return {"fold": plan.fold, "run": str(plan.run_dir), "action": plan.action, "why": plan.why, "status": status}
+
+
+def fold_statuses(out: str | Path) -> list[str]:
+    """The status of each fold run under ``out`` as its manifest lists them ("done", "running",
+    "cancelled", "interrupted", ... or "not started"); [] when nothing was asked there. Reads
+    small files only (the page shows it on every rerun)."""
+    from ..train.runs import RunFolder
+
+    manifest = read_manifest(out)
+    if not manifest:
+        return []
+    k = int(manifest.get("folds") or 0)
+    out_statuses = []
+    for f in range(k):
+        run = RunFolder(fold_dir(out, f, k))
+        out_statuses.append((run.read_status() or {}).get("status", "not started") if run.exists() else "not started")
+    return out_statuses
