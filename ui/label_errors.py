@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -15,6 +14,7 @@ from seglib.quality.score import SCORES_JSON
 from seglib.train import TrainConfig
 from seglib.train.config import ConfigError
 from seglib.train.jobs import JobError
+from seglib.viz.maps import highlight
 
 from . import state
 from .data import Loaded
@@ -181,10 +181,5 @@ def findings_view(loaded: Loaded, image_id: str, draw) -> None:
             st.markdown(f"- {words}")
         picture = draw() if found else None
         if picture is not None and picture.shape[:2] == s.measures[image_id].shape:
-            marked = picture.copy() if picture.ndim == 3 else np.repeat(picture[..., None], 3, -1)
-            where = np.zeros(picture.shape[:2], bool)
-            for f in found:
-                where |= f.mask(picture.shape[:2])
-            marked[where] = (0.45 * marked[where] + 0.55 * np.array([255, 0, 255])).astype(np.uint8)
-            st.image(marked, width="stretch", caption=f"{len(found)} suspicious region"
-                     f"{'' if len(found) == 1 else 's'} in magenta")
+            st.image(highlight(picture, s.regions_mask(image_id), alpha=0.55), width="stretch",
+                     caption=f"{len(found)} suspicious region{'' if len(found) == 1 else 's'} in magenta")

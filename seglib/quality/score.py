@@ -83,6 +83,14 @@ class LabelScores:
         f = -(-max(h, w) // max(gh, gw))
         return np.repeat(np.repeat(small, f, 0), f, 1)[:h, :w]
 
+    def regions_mask(self, image_id: str) -> np.ndarray:
+        """bool (H, W): the pixels of the image's region findings."""
+        shape = self.measures[image_id].shape
+        where = np.zeros(shape, bool)
+        for f in self.findings.get(image_id, []):
+            where |= f.mask(shape)
+        return where
+
     def stale(self, versions: dict[str, int]) -> list[str]:
         """Scored images whose mask changed since (``versions``: id -> current corrected version)."""
         return [i for i, m in self.measures.items() if versions.get(i, 0) != m.mask_version]
