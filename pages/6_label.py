@@ -27,12 +27,20 @@ if section == "History":
     ed.history_section(loaded, work)
     st.stop()
 
-left, right = st.columns([4, 1])
-with left:
-    tool = ed.toolbar(loaded)
-with right:
-    class_id, radius = ed.palette(loaded, work, tool)
-with left:
-    ed.canvas(loaded, work, tool, class_id, radius)
-    ed.save_row(loaded, work, next_id)
-assist.assist_panel(loaded, work)
+
+
+@st.fragment
+def editor(loaded, work, next_id):
+    """The tools, the palette, the canvas, the save row and model assist: a stroke reruns only these."""
+    left, right = st.columns([4, 1])
+    with left:
+        tool = ed.toolbar(loaded)
+    with right:
+        class_id, radius = ed.palette(loaded, work, tool)
+    with left:
+        ed.canvas(loaded, work, tool, class_id, radius)
+        ed.save_row(loaded, work, next_id)
+    assist.assist_panel(loaded, work)
+
+
+editor(loaded, work, next_id)

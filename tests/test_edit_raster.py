@@ -157,3 +157,85 @@ def test_svg_string_paths_and_bad_class():
         raster.apply_objects(np.zeros((H, W), np.uint8), [obj], 300, (S, S))
     unknown = {"type": "Textbox", "text": "hi"}
     assert raster.apply_objects(np.zeros((H, W), np.uint8), [unknown], 1, (S, S))[1] == 0
+
+
+# --- rasterising only the box an object touches -------------------------------------------------
+def _random_strokes(rng, n: int):
+    for _ in range(n):
+        pts = rng.uniform([-20, -20], [W * S + 20, H * S + 20], (int(rng.integers(1, 6)), 2))
+        yield fabric_path([tuple(p) for p in pts], float(rng.uniform(0.5, 40)))
+
+
+def test_box_rasterisation_equals_the_whole_mask():
+    rng = np.random.default_rng(3)
+    mask = rng.integers(0, 3, (H, W)).astype(np.uint8)
+    for obj in _random_strokes(rng, 40):
+        shp = raster.object_shape(obj)
+        lines = [raster.to_image(ln, (S, S)) for ln in shp.lines]
+        radius = shp.radius / S
+        whole = raster.stroke_pixels((H, W), lines, radius)      # every pixel of the mask measured
+        found = raster.object_region(obj, mask, (S, S))
+        pasted = np.zeros((H, W), bool)
+        if found is not None:
+            box, where = found
+            assert where.shape == box.shape and box.shape[0] <= H and box.shape[1] <= W
+            pasted[box.slices] = where
+        assert np.array_equal(pasted, whole)
+    for _ in range(30):   # polygons, partly outside the mask too
+        ring = rng.uniform([-30, -30], [W * S + 30, H * S + 30], (int(rng.integers(3, 8)), 2))
+        poly = {"type": "Polygon", "points": [{"x": x, "y": y} for x, y in ring], "originX": "center",
+                "originY": "center", "left": float((ring[:, 0].min() + ring[:, 0].max()) / 2),
+                "top": float((ring[:, 1].min() + ring[:, 1].max()) / 2), "strokeWidth": 0,
+                "width": float(np.ptp(ring[:, 0])), "height": float(np.ptp(ring[:, 1]))}
+        whole = raster.polygon_pixels((H, W), raster.to_image(raster.object_shape(poly).lines[0], (S, S)))
+        pasted = np.zeros((H, W), bool)
+        found = raster.object_region(poly, mask, (S, S))
+        if found is not None:
+            pasted[found[0].slices] = found[1]
+        assert np.array_equal(pasted, whole)
+
+
+def test_painting_several_objects_touches_only_their_box_in_drawing_order():
+    rng = np.random.default_rng(5)
+    mask = np.zeros((H, W), np.uint8)
+    mask[:, 30] = 1
+    objects = list(_random_strokes(rng, 3)) + [
+        {"type": "Circle", "left": 8 * S - 4, "top": 20 * S + 2, "radius": 3, "strokeWidth": 2,
+         "originX": "left", "originY": "center"}]            # a fill that sees the strokes before it
+    expected = mask.copy()
+    for obj in objects:                                       # the reference: whole-mask pixels, one by one
+        expected[raster.object_pixels(obj, expected, (S, S))] = 2
+    box, crop = raster.paint_objects(mask, objects, 2, (S, S))
+    got = mask.copy()
+    got[box.slices] = crop
+    assert np.array_equal(got, expected)
+    assert (mask == np.where(np.arange(W) == 30, 1, 0)).all(), "the mask itself is left as it was"
+    assert raster.changed_box(mask, expected) is not None
+    changed = raster.changed_box(mask, expected)
+    assert box.y0 <= changed.y0 and box.x0 <= changed.x0 and box.y1 >= changed.y1 and box.x1 >= changed.x1
+    one = fabric_path([(10.0, 10.0), (30.0, 12.0)], 4.0)
+    small, _ = raster.paint_objects(mask, [one], 2, (S, S))
+    assert small.shape[0] * small.shape[1] < 0.05 * H * W, "one short stroke: a small box"
+    assert raster.paint_objects(mask, [{"type": "Textbox"}], 2, (S, S)) is None
+
+
+def test_a_stroke_paints_the_width_it_was_drawn_with_at_any_zoom():
+    """The canvas brush gets the exact width for the radius (no whole canvas pixels: at 0.37x a
+    radius of 3 image px would draw 2 canvas px wide and paint 2.7), and the raster reads the width
+    from the stroke, not from the slider: a stroke drawn before a radius change keeps its width."""
+    yy, xx = np.mgrid[0:H, 0:W] + 0.5
+    for scale in (0.37, 1.0, 2.7, 4.0):
+        for radius in (0.5, 1.0, 3.0, 7.5):
+            a, b = (6.3, 9.1), (48.2, 27.7)   # image coordinates
+            obj = fabric_path([(a[0] * scale, a[1] * scale), (b[0] * scale, b[1] * scale)],
+                              raster.canvas_stroke_width(radius, (scale, scale)))
+            got = raster.object_pixels(obj, np.zeros((H, W), np.uint8), (scale, scale))
+            d = np.array(b) - np.array(a)
+            t = np.clip(((xx - a[0]) * d[0] + (yy - a[1]) * d[1]) / (d @ d), 0, 1)
+            dist = np.hypot(xx - a[0] - t * d[0], yy - a[1] - t * d[1])
+            assert np.array_equal(got, dist <= max(radius, 0.5) + 1e-6), (scale, radius)
+    thin = fabric_path([(20.0, 40.0), (200.0, 40.0)], raster.canvas_stroke_width(1.0, (S, S)))
+    wide = fabric_path([(20.0, 80.0), (200.0, 80.0)], raster.canvas_stroke_width(6.0, (S, S)))
+    out, _ = raster.apply_objects(np.zeros((H, W), np.uint8), [thin, wide], 1, (S, S))
+    rows = np.flatnonzero(out[:, 25] == 1)                      # strokes along rows 9.5 and 19.5
+    assert list(rows) == [9, 10] + list(range(14, 26)), "radius 1: 2 rows; radius 6: 12 rows"

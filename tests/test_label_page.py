@@ -12,6 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from seglib.data import open_dataset
+from seglib.edit.session import TOUCHED_KEPT
 from seglib.review import ReviewStore
 from seglib.review import corrections as corr
 from ui import editor as ed
@@ -58,6 +59,64 @@ def test_apply_drawing_rasterises_a_canvas_stroke():
     assert set(np.unique(work.mask)) == {0, 3}
     assert (work.mask[2, 1:19] == 3).all() and (work.mask[5:] == 0).all()
     assert work.undo[-1].tool == "brush"
+
+
+def test_steps_keep_only_the_changed_box_and_the_count_stays_exact():
+    mask = np.zeros((1800, 2000), np.uint8)
+    work = ed.Work("big", 0, mask, mask.copy())
+    box = ed.raster.Box(100, 200, 130, 260)
+    new = np.zeros(box.shape, np.uint8)
+    new[5:10, 10:40] = 3
+    assert work.edit_box(box, new, "brush") == 150 and work.changed_px == 150
+    step = work.undo[-1]
+    assert step.box == box and step.index.dtype == np.int32 and len(step.index) == len(step.before) == 150
+    assert step.index.max() < 30 * 60, "indices into the box, not the image"
+    gen = work.gen
+    again = np.full(box.shape, 3, np.uint8)            # over the same pixels and more
+    assert work.edit_box(box, again, "brush") == 30 * 60 - 150 and work.changed_px == 30 * 60
+    assert work.touched_since(gen) == box and work.touched_since(work.gen) is None
+    assert work.step_back() == "brush" and work.changed_px == 150 == np.count_nonzero(work.mask != work.saved)
+    assert work.step_back() == "brush" and not work.dirty and not work.mask.any()
+    assert work.step_forward() == "brush" and work.changed_px == 150
+    whole = work.mask.copy()
+    whole[1700:, 1900:] = 1
+    assert work.edit(whole, "fill") == 100 * 100
+    assert work.undo[-1].box == ed.raster.Box(1700, 1900, 1800, 2000)
+    assert work.changed_px == 150 + 10_000 == np.count_nonzero(work.mask != work.saved)
+    work.mark_saved(1)
+    assert work.changed_px == 0 and not work.dirty
+    for _ in range(TOUCHED_KEPT + 5):   # more changes than remembered: the picture redraws all
+        work.edit_box(ed.raster.Box(0, 0, 1, 1), np.array([[work.mask[0, 0] ^ 1]], np.uint8), "brush")
+    assert work.touched_since(gen) == ed.raster.Box(0, 0, 1800, 2000)
+
+
+def test_only_objects_not_applied_yet_are_new():
+    a, b, c = {"type": "path", "path": [["M", 1, 1]]}, {"type": "path", "path": [["M", 2, 2]]}, {"type": "circle"}
+    assert ed.fresh_objects([], [a]) == [a]
+    assert ed.fresh_objects([a], [a, b]) == [b], "sent again with one more: only that one"
+    assert ed.fresh_objects([a, b], []) == []
+    assert ed.fresh_objects([a, b], [c]) == [c], "cleared in between: all of it is new"
+    assert ed.fresh_objects([a], [a]) == []
+
+
+def test_zoom_report_says_the_real_scale():
+    h, w = 1817, 2061                    # the reported aerial tile
+    fit = ed.canvas_size(h, w, 0)
+    assert ed.zoom_report(h, w, 0, fit) == "2061×1817 px image shown at 0.36× (fit)"
+    assert ed.zoom_report(h, w, 1, ed.canvas_size(h, w, 1)) == "2061×1817 px image shown at 1×"
+    two = ed.canvas_size(h, w, 2)
+    assert two == (2061, 1817)
+    assert ed.zoom_report(h, w, 2, two) == ("2061×1817 px image shown at 1×: 2x would make a canvas of "
+                                            "4,122×3,634 px, over the 4,000 px a canvas may have")
+    assert ed.zoom_label(2, h, w) == "2x (1× here)" and ed.zoom_label(1, h, w) == "1:1"
+    assert ed.zoom_report(64, 128, 4, ed.canvas_size(64, 128, 4)) == "128×64 px image shown at 4×"
+    assert ed.zoom_label(4, 64, 128) == "4x" and ed.zoom_label(0, 64, 128) == "fit"
+
+
+def test_default_brush_is_a_few_screen_pixels():
+    assert ed.default_radius(0.36) == 11.0 and ed.default_radius(1) == ed.SCREEN_RADIUS
+    assert ed.default_radius(8) == 0.5
+    assert ed.radius_limit(0.36) == 112.0 and ed.radius_limit(5) == 30.0
 
 
 def test_queue_and_steps():
@@ -203,6 +262,65 @@ def test_history_diff_and_revert(app_data, ds, store):
     v = corr.versions(ds, "00002", store)
     assert [x.number for x in v] == [1, 2] and v[-1].original
     assert np.array_equal(corr.version_mask(ds, "00002", 2, store), original)
+
+
+@pytest.fixture
+def big_tile(tmp_path):
+    """A folder with one 2061x1817 RGB tile (the size of the reported aerial tile) and its mask."""
+    import json
+
+    from PIL import Image
+
+    root = tmp_path / "tiles"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "classes.json").write_text(json.dumps([{"id": i, "name": n} for i, n in
+                                                   enumerate(["background", "road", "building"])]))
+    yy, xx = np.mgrid[0:1817, 0:2061]
+    Image.fromarray(np.stack([xx % 256, yy % 256, (xx + yy) % 256], -1).astype(np.uint8)).save(
+        root / "images" / "tile.jpg", quality=90)
+    Image.fromarray(((xx // 700) % 3).astype(np.uint8)).save(root / "masks" / "tile.png")
+    return root
+
+
+def _settings(at) -> tuple:
+    return (at.slider(key=ed.RADIUS).value, at.slider(key=ed.ALPHA).value, at.toggle(key=ed.OUTLINE).value,
+            at.selectbox(key=ed.ZOOM).value)
+
+
+def test_view_settings_outlive_a_zoom_change_a_save_and_history(big_tile):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["dataset_path"] = str(big_tile)
+    at.run()
+    at.query_params["image"] = "tile"
+    at = at.switch_page(PAGE).run()
+    assert not at.exception
+    captions = " ".join(c.value for c in at.caption)
+    assert "2061×1817 px image shown at 0.36× (fit)" in captions
+    assert at.slider(key=ed.RADIUS).value == 11.0, "the default: a few screen pixels at this zoom, not 2 image px"
+    assert "Radius 11 image px = 3.9 screen px at this zoom" in captions
+    at.slider(key=ed.RADIUS).set_value(7.0).run()
+    at.slider(key=ed.ALPHA).set_value(0.3).run()
+    at.toggle(key=ed.OUTLINE).set_value(True).run()
+    at.selectbox(key=ed.ZOOM).set_value(2).run()     # the radius slider's range changes with the zoom
+    assert not at.exception
+    assert _settings(at) == (7.0, 0.3, True, 2)
+    captions = " ".join(c.value for c in at.caption)
+    assert "shown at 1×: 2x would make a canvas of 4,122×3,634 px" in captions, "the real scale, not 2x"
+    work = _work_of(at)
+    painted = work.mask.copy()
+    painted[100:120, 100:300] = 1
+    work.edit(painted, "brush")
+    at.run()
+    _button(at, "Save").click().run()
+    assert not at.exception and not _work_of(at).dirty
+    assert _settings(at) == (7.0, 0.3, True, 2), "kept after a save"
+    at.button_group(key=ed.SECTION).set_value("History").run()
+    assert not at.exception and not at.slider
+    at.button_group(key=ed.SECTION).set_value("Edit").run()
+    assert _settings(at) == (7.0, 0.3, True, 2), "kept after a visit to History"
+    at.selectbox(key=ed.ZOOM).set_value(0).run()
+    assert at.slider(key=ed.RADIUS).value == 7.0, "the user's radius, not the default of the new zoom"
 
 
 def test_fix_this_mask_opens_the_label_page_on_the_image(app_data):

@@ -589,3 +589,109 @@ def test_a_new_ensemble_reuses_the_members_probabilities(ds, members, some_ids, 
     small = prob_cache.ProbabilityCache(1000)
     small.put("x", False, ["a"], torch.zeros(1, 5, 64, 128, dtype=torch.float16))
     assert small.nbytes == 0 and small.get("x", False, ["a"]) is None
+
+
+# --- bounded memory of a pass (issue 22) ------------------------------------------------------------
+def test_a_pass_larger_than_the_probability_budget_keeps_its_first_images():
+    """Plain LRU keeps a pass's last images, and the next pass over the same images asks for the
+    first ones first, pushing each out just before it is needed: the budget held, never a hit.
+    A pass never pushes out what it put or read, so the next pass finds its first images."""
+    from seglib.predict.prob_cache import ProbabilityCache
+
+    one = torch.zeros(1, 5, 32, 32, dtype=torch.float16)
+    size = one.numel() * one.element_size()
+    probs = ProbabilityCache(4 * size + size // 2)     # room for 4 images
+    ids = [f"i{k}" for k in range(8)]
+
+    def a_pass():
+        owner, hits = object(), []
+        for i in ids:
+            if probs.get("m", False, [i], owner) is not None:
+                hits.append(i)
+            else:
+                probs.put("m", False, [i], one, owner)
+        return hits
+
+    assert a_pass() == [] and probs.nbytes == 4 * size
+    assert a_pass() == ids[:4]
+    assert a_pass() == ids[:4] and probs.nbytes == 4 * size
+    other = object()           # a later pass over other images still replaces the old ones
+    for i in ("w", "x", "y", "z"):
+        probs.put("m", False, [i], one, other)
+    assert probs.get("m", False, ["w", "x", "y", "z"]) is not None and probs.get("m", False, ["i0"]) is None
+
+
+def test_columns_keep_pixels_on_disk_and_reopen_them_from_the_cache(ds, members, some_ids):
+    """A column holds its per-image rows in memory and reads masks and maps back from its file,
+    image by image; the cache stores that file beside the rows, and an entry whose pixel file
+    is missing or cut short is predicted again, never an error."""
+    from seglib.predict import run as run_mod
+
+    ids = some_ids[:6]
+    first = predict(ds, members, [Ensemble("mean", ("unet", "segformer"))], ids, device="cpu")
+    col = first.columns["mean ensemble"]
+    held = sum(getattr(col, k).nbytes for k in col.ARRAYS)
+    assert col.pixels.size == col.masks.size + col.confidence.size + col.entropy.size
+    assert held < col.masks.size // 4        # the rows are small, the pixels are not in memory
+    assert np.array_equal(np.concatenate([col.mask(i).ravel() for i in ids]), col.masks)
+    entry = next(iter(sorted((run_mod.cache_dir() / run_mod.NAMESPACE).glob("*.pixels"))))
+    again = predict(ds, members, [Ensemble("mean", ("unet", "segformer"))], ids, device="cpu")
+    assert set(again.cached) == set(again.names)
+    for name in again.names:
+        assert np.array_equal(again.columns[name].masks, first.columns[name].masks)
+        assert np.array_equal(again.columns[name].entropy, first.columns[name].entropy)
+    with open(entry, "r+b") as f:
+        f.truncate(entry.stat().st_size - 1)
+    third = predict(ds, members, [Ensemble("mean", ("unet", "segformer"))], ids, device="cpu")
+    assert len(third.cached) == len(third.names) - 1      # that one column was predicted again
+    for name in third.names:
+        assert np.array_equal(third.columns[name].masks, first.columns[name].masks)
+
+
+def test_maps_on_the_grid_and_banded_reduction_equal_the_whole_map(ds, members, some_ids, monkeypatch):
+    """Confidence and entropy are computed only where a column keeps them (every stride-th
+    pixel), band by band: the same as the whole image's maps subsampled (labels and confidence
+    bit for bit; entropy to the last bit of float32, where vectorised and scalar logs differ)."""
+    from seglib.predict import run as run_mod
+    from seglib.predict.ensemble import combine, summarize
+
+    gen = torch.Generator().manual_seed(0)
+    probs = [torch.softmax(torch.randn(2, 5, 37, 50, generator=gen), 1) for _ in range(2)]
+    def same(got, want, s):
+        (labels, conf, ent), (all_labels, all_conf, all_ent) = got, want
+        assert torch.equal(labels, all_labels) and torch.equal(conf, all_conf[:, ::s, ::s])
+        assert torch.allclose(ent, all_ent[:, ::s, ::s], rtol=0, atol=1e-6)
+
+    for s in (1, 3):
+        same(summarize(probs[0], s), summarize(probs[0]), s)
+        for kind in ("mean", "vote"):
+            ens = Ensemble(kind, ("a", "b"))
+            same(combine(ens, probs, None, s), combine(ens, probs), s)
+    ids = some_ids[:4]
+    whole = predict(ds, members, [Ensemble("vote", ("unet", "segformer"))], ids, device="cpu", use_cache=False)
+    monkeypatch.setattr(run_mod, "REDUCE_PIXELS", 128 * 10)         # bands of 9 rows (whole strides of 3)
+    monkeypatch.setattr("seglib.predict.column.MAP_SIDE", 50)       # maps of every 3rd pixel
+    banded = predict(ds, members, [Ensemble("vote", ("unet", "segformer"))], ids, device="cpu", use_cache=False)
+    for name in whole.names:
+        a, b = whole.columns[name], banded.columns[name]
+        assert np.array_equal(a.masks, b.masks) and np.array_equal(a.cms, b.cms)
+        for i in ids:
+            assert b.confidence_map(i).shape == (22, 43)
+            assert np.array_equal(b.confidence_map(i), a.confidence_map(i)[::3, ::3])
+            assert np.abs(b.entropy_map(i) - a.entropy_map(i)[::3, ::3]).max() <= 1 / 255 + 1e-6
+
+
+def test_cleanlab_probabilities_are_averaged_band_by_band(monkeypatch):
+    import torch.nn.functional as F
+
+    import seglib.predict.quality as quality
+
+    gen = torch.Generator().manual_seed(0)
+    probs = torch.softmax(torch.randn(2, 4, 150, 211, generator=gen), 1).half()
+    labels = torch.randint(0, 6, (2, 150, 211), generator=gen, dtype=torch.uint8)   # 4, 5: unknown
+    monkeypatch.setattr(quality, "CLEANLAB_SIDE", 32)
+    monkeypatch.setattr(quality, "POOL_PIXELS", 211 * 20)        # bands of 14 rows: whole blocks of 7
+    pooled, small = quality.reduce_for_cleanlab(probs, labels)
+    assert torch.equal(pooled, F.avg_pool2d(probs.float(), 7, 7, ceil_mode=True))
+    corner = labels[:, ::7, ::7].long()
+    assert torch.equal(small, torch.where(corner < 4, corner, probs.float().max(1)[1][:, ::7, ::7]))

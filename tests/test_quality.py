@@ -39,6 +39,45 @@ def test_fewer_images_than_folds_says_so():
         assign_folds(["a", "b", "c"], np.ones((3, 2), bool), 5)
 
 
+def test_folds_by_group_keep_each_group_in_one_fold_and_even_out_sizes():
+    rng = np.random.default_rng(0)
+    groups = [f"tile {g}" for g in rng.integers(0, 14, 120)]       # 14 groups of uneven size
+    ids = [f"{g}/{i:03d}" for i, g in enumerate(groups)]
+    presence = np.ones((120, 2), bool)
+    presence[:, 1] = [g in ("tile 3", "tile 7", "tile 11") for g in groups]   # a class in 3 groups only
+    folds = assign_folds(ids, presence, 3, seed=1, groups=groups)
+    assert sorted(folds) == sorted(ids)
+    for g in set(groups):
+        assert len({folds[i] for i, gi in zip(ids, groups, strict=True) if gi == g}) == 1, g
+    sizes = np.bincount(list(folds.values()), minlength=3)
+    assert sizes.min() > 0 and sizes.max() - sizes.min() <= max(np.unique(groups, return_counts=True)[1])
+    rare = {folds[i] for i, gi in zip(ids, groups, strict=True) if gi in ("tile 3", "tile 7", "tile 11")}
+    assert rare == {0, 1, 2}                                          # the rare class's groups spread out
+    with pytest.raises(ConfigError, match="2 groups of images for 3 folds"):
+        assign_folds(ids[:4], presence[:4], 3, groups=["a", "a", "b", "b"])
+
+
+def test_plan_folds_follows_split_by_folder(tmp_path):
+    """Crops cut from one tile sit in that tile's folder: with --split-by folder no fold model
+    trains on a crop of a tile it scores."""
+    from PIL import Image
+
+    images, masks = clean_terrain(18, seed=4)
+    for k in range(18):
+        tile = tmp_path / "data" / "images" / f"tile{k % 4}"
+        (tmp_path / "data" / "masks" / f"tile{k % 4}").mkdir(parents=True, exist_ok=True)
+        tile.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(images[k]).save(tile / f"c{k:02d}.png")
+        Image.fromarray(masks[k]).save(tmp_path / "data" / "masks" / f"tile{k % 4}" / f"c{k:02d}.png")
+    plans = plan_folds(_cfg(str(tmp_path / "data"), split_by="folder"), tmp_path / "out", 3, log=lambda m: None)
+    for p in plans:
+        seen = {i.split("/")[0] for i in p.config.train_ids}
+        assert not seen & {i.split("/")[0] for i in p.config.val_ids}, p.fold
+    assert sorted(i for p in plans for i in p.config.val_ids) == sorted(f"tile{k % 4}/c{k:02d}" for k in range(18))
+    with pytest.raises(ConfigError, match="4 groups of images for 5 folds"):
+        plan_folds(_cfg(str(tmp_path / "data"), split_by="folder"), tmp_path / "out", 5, log=lambda m: None)
+
+
 # --- region checks on one image ---------------------------------------------------------------------
 
 def _scene() -> np.ndarray:

@@ -366,3 +366,42 @@ def test_evaluate_tile_flag_label_quality_and_the_learned_map(big_run, capsys):
     assert np.isfinite(proj.to_numpy()).all()
     lq = label_quality(ds, member, device="cpu", use_cache=False)
     assert lq.shapes == {"img0": (400, 500), "img1": (400, 500), "img2": (300, 360)}
+
+
+# ---- memory of a pass (issue 22) ---------------------------------------------------------------
+
+def test_uint8_images_are_made_float_window_by_window_with_the_same_probabilities():
+    model = _Pointwise()
+    images = torch.randint(0, 256, (2, 3, 300, 420), dtype=torch.uint8)
+    for plan in (InferencePlan("tile", 128), InferencePlan(), InferencePlan("resize", 200)):
+        model.shapes.clear()
+        with torch.no_grad():
+            got = forward_probs(model, images, plan=plan, window_batch=3)
+            want = forward_probs(model, images.float().div_(255.0), plan=plan, window_batch=3)
+        assert torch.equal(got, want), plan
+    with torch.no_grad():
+        forward_probs(model, images, plan=InferencePlan("tile", 128), window_batch=3)
+    assert max(s[0] for s in model.shapes) == 3    # windows went in threes, no float copy of the image
+
+
+def test_a_cpu_forward_call_sees_at_most_the_pixel_budget(tmp_path):
+    """The page's batch size (16) is a number of windows for a GPU; on a CPU 16 windows of 512
+    peaked at +1.8 GB for a U-Net/resnet18 (issue 22): a call holds CPU_FORWARD_PIXELS at most,
+    windows or whole images alike, and the images come as uint8 with uint8 masks."""
+    from seglib.predict import infer
+    from seglib.predict.run import probs_batches
+
+    ds = _write_dataset(tmp_path / "d", [(600, 700), (600, 700), (96, 128), (96, 128), (96, 128)], seed=2)
+    layout = dataset_layout(ds)
+    model = _Pointwise(3, layout.num_classes)
+    budget = infer.CPU_FORWARD_PIXELS
+    for plan, window in ((InferencePlan("tile", 512), 512 * 512), (InferencePlan(), None)):
+        model.shapes.clear()
+        got = list(probs_batches(ds, {"m": model}, ds.ids, layout, False, 16, torch.device("cpu"),
+                                 plans={"m": plan}))
+        assert sorted(i for b, _ in got for i in b.ids) == sorted(ds.ids)
+        assert all(b.images.dtype == torch.uint8 and b.masks.dtype == torch.uint8 for b, _ in got)
+        assert max(s[0] * s[2] * s[3] for s in model.shapes) <= budget
+        if window:
+            assert max(s[0] for s in model.shapes) == budget // window == 2
+    assert infer.per_call("cpu", 16, 512 * 512) == 2 and infer.per_call("meta", 16, 512 * 512) == 16

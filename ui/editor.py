@@ -5,8 +5,13 @@ revert).
 
 Every edit is exact: a stroke arrives from the canvas as Fabric geometry, is rasterised in
 Python (seglib.edit.raster) with the tool's class id into the working mask, and the canvas is
-replaced by a fresh one whose background is the image with the new working mask. So the mask
-never holds a colour guessed from the screen, and undo/redo are steps of the mask itself.
+cleared over a background that shows the new working mask. So the mask never holds a colour
+guessed from the screen, and undo/redo are steps of the mask itself.
+
+A stroke must register fast on a 2000x1800 photo: only the box it touches is rasterised and kept
+as its undo step, the background (seglib.edit.canvas_picture) is redrawn only in that box and
+encoded as a JPEG once per change, the canvas keeps its key (no new component, no reload of its
+scripts) and the page runs the editor as a fragment (pages/6_label.py), so a stroke reruns only it.
 
 The state machine (:class:`Work`), the tools' class ids, the queues and the pictures are plain
 Python in :mod:`seglib.edit.session`; this module keeps a Work in the session and draws widgets.
@@ -22,13 +27,14 @@ import streamlit as st
 
 from seglib.data.classmap import hex_to_rgb
 from seglib.edit import raster
+from seglib.edit.canvas_picture import CanvasPicture
 from seglib.edit.session import (  # noqa: F401  (the page and its tests name them through this module)
     MAX_UNDO,
     Step,
     Work,
     apply_drawing,
-    background,
     diff_picture,
+    fresh_objects,
     queue_ids,
     save,
     start_work,
@@ -46,6 +52,7 @@ WORKS = P + "works"        # dict[(dataset key, image id)] -> Work: unsaved edit
 TOOL = P + "tool"          # one of TOOLS
 CLASS = P + "class"        # int: the class the brush and polygon paint
 RADIUS = P + "radius"      # float: brush radius in image pixels
+KEPT = "_kept"             # suffix: a plain key mirroring a widget, so its value outlives the widget
 ALPHA = P + "alpha"        # float: mask opacity on the canvas
 OUTLINE = P + "outline"    # bool: class borders on the canvas
 IGNORE_SHAPE = P + "ignore_shape"   # "brush" | "polygon": how the ignore tool draws
@@ -68,8 +75,14 @@ QUEUES = {"review": "Review queue (needs relabel, flagged)", "all": "All images"
           "label_next": "Label next (unlabeled, least sure first)"}
 RANKED = "label_next_order"   # list[str]: the Label next section's ranking (ui/label_next.py sets it)
 CANVAS_MAX_W, CANVAS_MAX_H, MAX_ZOOM = 740, 720, 8
+MAX_CANVAS_SIDE = 4000     # px: a bigger canvas is slow to draw on and to send
 ZOOM = P + "zoom"          # int: canvas zoom (0 = fit the column)
-ZOOMS = [0, 2, 4, 6, 8, 10]
+ZOOMS = [0, 1, 2, 4, 8]
+SCREEN_RADIUS = 4          # screen px: the brush's default radius, whatever the zoom
+MAX_SCREEN_RADIUS = 40     # screen px: the radius slider reaches at least this far
+PICTURE = P + "picture"    # (key, CanvasPicture): the current canvas background, kept between reruns
+SEEN = P + "seen"          # (canvas key, objects): the drawing the canvas sent last
+CANVAS_BOX = P + "canvas_box"   # the container the canvas scrolls in
 
 
 def stale_message(v) -> str:
@@ -81,11 +94,49 @@ def stale_message(v) -> str:
 def canvas_size(h: int, w: int, zoom: int = 0) -> tuple[int, int]:
     """(width, height) of the canvas for an h x w image: small images grow by whole pixels (at most
     8x), big ones shrink to fit about 740 x 720 (the column beside the palette); ``zoom`` > 0
-    asks for that many screen pixels per image pixel (the canvas scrolls when wider)."""
-    s = min(float(zoom), 4000 / max(h, w)) if zoom else min(CANVAS_MAX_W / w, CANVAS_MAX_H / h, MAX_ZOOM)
+    asks for that many screen pixels per image pixel (the canvas scrolls when wider), as far as a
+    canvas of at most 4000 px on a side allows."""
+    s = min(float(zoom), MAX_CANVAS_SIDE / max(h, w)) if zoom else min(CANVAS_MAX_W / w, CANVAS_MAX_H / h, MAX_ZOOM)
     if s >= 1:
         s = math.floor(s)
     return max(1, round(w * s)), max(1, round(h * s))
+
+
+def _times(s: float) -> str:
+    return f"{s:.0f}×" if s >= 1 and float(s).is_integer() else f"{s:.2g}×"
+
+
+def zoom_label(zoom: int, h: int, w: int) -> str:
+    """The zoom chooser's entry: "fit", "1:1", "2x", or "2x (1× here)" when the image is too big for it."""
+    if zoom == 0:
+        return "fit"
+    real = canvas_size(h, w, zoom)[0] / w
+    name = "1:1" if zoom == 1 else f"{zoom}x"
+    return name if real == zoom else f"{name} ({_times(real)} here)"
+
+
+def zoom_report(h: int, w: int, zoom: int, size: tuple[int, int]) -> str:
+    """What the canvas really shows: "2061×1817 px image shown at 0.36× (fit)", or at 1× when 2x
+    was asked of an image a 4000 px canvas cannot hold twice."""
+    real = size[0] / w
+    text = f"{w}×{h} px image shown at {_times(real)}"
+    if zoom == 0:
+        return text + " (fit)"
+    if real != zoom:
+        return text + (f": {zoom}x would make a canvas of {w * zoom:,}×{h * zoom:,} px, over the "
+                       f"{MAX_CANVAS_SIDE:,} px a canvas may have")
+    return text
+
+
+def default_radius(scale: float) -> float:
+    """The brush radius (image px) of a few screen pixels at canvas ``scale`` (screen px per image
+    px), in the slider's steps of 0.5: 11 image px at 0.36x, 0.5 at 8x."""
+    return max(0.5, round(SCREEN_RADIUS / scale * 2) / 2)
+
+
+def radius_limit(scale: float) -> float:
+    """The radius slider's end (image px): 30, or more when 30 image px are under 40 screen px."""
+    return float(max(30, math.ceil(MAX_SCREEN_RADIUS / scale)))
 
 
 def rgba(color: str, alpha: float) -> str:
@@ -193,9 +244,43 @@ def toolbar(loaded: Loaded) -> str:
     return st.session_state[TOOL]
 
 
+def _remembered(key: str, default):
+    """The value for the widget ``key`` about to be drawn: the user's last choice, kept under the
+    plain ``key + KEPT`` by :func:`_keep` (Streamlit forgets a widget's value when the widget is
+    not drawn in a run, as in the History section, or when its range or labels change with the
+    zoom or the image), else ``default``. Written to the widget's key before it is drawn."""
+    value = st.session_state.get(key + KEPT, default)
+    st.session_state[key] = value
+    return value
+
+
+def _keep(key: str) -> None:
+    """on_change: remember the user's choice under a key Streamlit does not drop."""
+    st.session_state[key + KEPT] = st.session_state[key]
+
+
+def setting(key: str, default):
+    """The user's choice for a view setting (opacity, outlines, zoom, ignore shape), or ``default``."""
+    return st.session_state.get(key + KEPT, default)
+
+
+def zoom() -> int:
+    """The canvas zoom the chooser holds (0 = fit), also while the chooser is not drawn yet."""
+    value = setting(ZOOM, 0)
+    return int(value) if value in ZOOMS else 0
+
+
+def canvas_geometry(work: Work) -> tuple[tuple[int, int], tuple[float, float]]:
+    """(canvas (width, height), (sx, sy) canvas px per image px) at the current zoom."""
+    h, w = work.mask.shape
+    size = canvas_size(h, w, zoom())
+    return size, raster.canvas_scale((h, w), size)
+
+
 def palette(loaded: Loaded, work: Work, tool: str) -> tuple[int | None, float]:
     """Undo / redo, the class palette in the dataset's colours (keys 1-9), brush size, view
-    switches. Returns (the class id the tool paints, the brush radius in image pixels)."""
+    switches. Returns (the class id the tool paints, the brush radius in image pixels). The brush
+    size, opacity, outlines and zoom outlive a save or a visit to History."""
     cmap = loaded.ds.class_map
     u1, u2 = st.columns(2)
     u1.button("", icon=":material/undo:", key=P + "undo", shortcut="Ctrl+Z", width="stretch",
@@ -226,56 +311,97 @@ def palette(loaded: Loaded, work: Work, tool: str) -> tuple[int | None, float]:
         st.caption("The eraser paints the background class: the class named \"background\" if there is one, "
                    "else class id 0.")
     if tool == "ignore":
-        st.radio("Ignore with", ["brush", "polygon"], key=IGNORE_SHAPE, horizontal=True)
-    radius = st.slider("Brush radius (image pixels)", 0.5, 30.0, 2.0, 0.5, key=RADIUS,
-                       disabled=_drawing_mode(tool) != "freedraw")
-    st.slider("Mask opacity", 0.0, 1.0, 0.5, 0.05, key=ALPHA)
-    st.toggle("Class outlines", key=OUTLINE)
-    st.selectbox("Canvas zoom", ZOOMS, key=ZOOM, format_func=lambda z: "fit" if z == 0 else f"{z}x",
-                 help="How many screen pixels an image pixel takes; fit: as large as the column allows")
+        _remembered(IGNORE_SHAPE, "brush")
+        st.radio("Ignore with", ["brush", "polygon"], key=IGNORE_SHAPE, horizontal=True, on_change=_keep,
+                 args=(IGNORE_SHAPE,))
+    _, (sx, sy) = canvas_geometry(work)
+    scale = math.sqrt(sx * sy)
+    top = radius_limit(scale)
+    # until the user picks a radius it is a few screen pixels at whatever zoom is shown
+    st.session_state[RADIUS] = min(max(float(st.session_state.get(RADIUS + KEPT) or default_radius(scale)), 0.5), top)
+    radius = st.slider("Brush radius (image pixels)", 0.5, top, step=0.5, key=RADIUS, on_change=_keep, args=(RADIUS,),
+                       disabled=_drawing_mode(tool) != "freedraw",
+                       help=f"Until you set it: {SCREEN_RADIUS} screen pixels at the zoom shown")
+    st.caption(f"Radius {radius:g} image px = {radius * scale:.2g} screen px at this zoom")
+    _remembered(ALPHA, 0.5)
+    st.slider("Mask opacity", 0.0, 1.0, step=0.05, key=ALPHA, on_change=_keep, args=(ALPHA,))
+    _remembered(OUTLINE, False)
+    st.toggle("Class outlines", key=OUTLINE, on_change=_keep, args=(OUTLINE,))
+    h, w = work.mask.shape
+    st.session_state[ZOOM] = zoom()   # the user's zoom, or fit (a zoom no longer offered too)
+    st.selectbox("Canvas zoom", ZOOMS, key=ZOOM, format_func=lambda z: zoom_label(z, h, w), on_change=_keep,
+                 args=(ZOOM,), help="How many screen pixels an image pixel takes; fit: as large as the column "
+                                    f"allows. A canvas has at most {MAX_CANVAS_SIDE:,} px on a side.")
     return class_id, float(radius)
 
 
 def _drawing_mode(tool: str) -> str:
     if tool == "ignore":
-        return "polygon" if st.session_state.get(IGNORE_SHAPE) == "polygon" else "freedraw"
+        return "polygon" if setting(IGNORE_SHAPE, "brush") == "polygon" else "freedraw"
     return TOOLS[tool][3]
 
 
-def _on_canvas(key: str, work: Work, tool: str, class_id: int, scale: tuple[float, float]) -> None:
-    value = st.session_state.get(key) or {}
+def _drawn(value) -> list[dict]:
+    """The objects of the drawing the canvas sent (its session value)."""
     drawing = (value.get("drawing") or {}).get("raw") or {} if isinstance(value, dict) else {}
-    objects = drawing.get("objects") or []
-    if objects:
-        apply_drawing(work, objects, tool, class_id, scale)
+    return list(drawing.get("objects") or [])
+
+
+def _on_canvas(key: str, work: Work, class_map, scale: tuple[float, float]) -> None:
+    """The canvas sent its drawing: rasterise the objects not applied yet into the working mask,
+    with the tool and class chosen now. A stroke can arrive in the same rerun as the class
+    shortcut pressed just before it (the canvas had no time to take the new colour): the class
+    the user picked last is the one they mean, not the one this callback was drawn with."""
+    objects = _drawn(st.session_state.get(key))
+    seen_key, seen = st.session_state.get(SEEN, (None, []))
+    new = fresh_objects(seen if seen_key == key else [], objects)
+    st.session_state[SEEN] = (key, objects)
+    tool = st.session_state.get(TOOL, "brush")
+    class_id = tool_class(tool, st.session_state.get(CLASS, class_map.ids[0]), class_map)
+    if new and class_id is not None:
+        apply_drawing(work, new, tool, class_id, scale)
+
+
+def _picture(loaded: Loaded, work: Work, size: tuple[int, int], alpha: float, outline: bool) -> CanvasPicture:
+    """The canvas background, kept in the session for the image and canvas size shown: a stroke
+    redraws only its box of it; another image or zoom makes a new one."""
+    key = (dataset_key(loaded.ds), work.image_id, size)
+    held = st.session_state.get(PICTURE)
+    if held is None or held[0] != key:
+        held = (key, CanvasPicture(loaded.ds.image(work.image_id), loaded.ds.class_map, size, alpha, outline))
+        st.session_state[PICTURE] = held
+    pic = held[1]
+    pic.restyle(alpha, outline)
+    pic.follow(work)
+    return pic
 
 
 def canvas(loaded: Loaded, work: Work, tool: str, class_id: int | None, radius: float) -> None:
     """The canvas: the image with the working mask as its background; what is drawn on it is
-    applied to the working mask on arrival (then a fresh canvas shows the result)."""
+    applied to the working mask on arrival, then the canvas is cleared over the new background.
+    It scrolls inside a box of the column's width (a 1:1 canvas never runs under the palette),
+    which also hides the canvas's own floating toolbar above it: the page has Undo / Redo."""
     from streamlit_drawable_canvas import st_canvas  # registers a component: only under streamlit
 
-    ds = loaded.ds
-    image = ds.image(work.image_id)
     h, w = work.mask.shape
-    size = canvas_size(h, w, int(st.session_state.get(ZOOM) or 0))
-    scale = raster.canvas_scale((h, w), size)
-    alpha = float(st.session_state.get(ALPHA, 0.5))
-    bg = background(image, work.mask, ds.class_map, size, alpha, bool(st.session_state.get(OUTLINE)))
-    from PIL import Image
-
+    size, scale = canvas_geometry(work)
+    pic = _picture(loaded, work, size, float(setting(ALPHA, 0.5)), bool(setting(OUTLINE, False)))
     mode = _drawing_mode(tool)
-    color = ds.class_map.by_id(class_id).color if class_id is not None else "#ff00ff"
-    key = f"{P}canvas_{work.image_id}_{work.gen}"
-    st_canvas(background_image=Image.fromarray(bg), width=size[0], height=size[1], drawing_mode=mode,
-              stroke_width=max(1, round(2 * radius * math.sqrt(scale[0] * scale[1]))) if mode == "freedraw" else 2,
-              stroke_color=rgba(color, 0.75), fill_color=rgba(color, 0.45), point_display_radius=3,
-              update_streamlit=True, key=key, disabled=class_id is None,
-              on_change=lambda: _on_canvas(key, work, tool, class_id, scale))
+    color = loaded.ds.class_map.by_id(class_id).color if class_id is not None else "#ff00ff"
+    # one key per image and size: the component stays (a new colour, width or mode reconfigures
+    # its tool in place); a new ``editorStep`` clears its drawing
+    key = f"{P}canvas_{work.image_id}_{size[0]}x{size[1]}"
+    st.html(f"<style>.st-key-{CANVAS_BOX} {{overflow: auto; max-height: {CANVAS_MAX_H + 40}px;}}</style>")
+    with st.container(key=CANVAS_BOX):
+        st_canvas(background_image=pic.data_url(), width=size[0], height=size[1], drawing_mode=mode,
+                  stroke_width=raster.canvas_stroke_width(radius, scale) if mode == "freedraw" else 2,
+                  stroke_color=rgba(color, 0.75), fill_color=rgba(color, 0.45), point_display_radius=3,
+                  update_streamlit=True, key=key, disabled=class_id is None,
+                  initial_drawing={"objects": [], "editorStep": work.gen},
+                  on_change=lambda: _on_canvas(key, work, loaded.ds.class_map, scale))
     hints = {"freedraw": "Drag to paint.", "polygon": "Click the corners; click the first corner again to fill.",
              "point": "Click a region to fill it (4-connected pixels of one class)."}
-    st.caption(f"{hints[mode]} {w}×{h} px image shown {size[0] / w:.3g}× · the canvas's own toolbar is not "
-               "needed: use Undo / Redo here.")
+    st.caption(f"{hints[mode]} {zoom_report(h, w, zoom(), size)}.")
 
 
 def save_row(loaded: Loaded, work: Work, next_id: str | None) -> None:

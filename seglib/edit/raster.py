@@ -28,6 +28,11 @@ Coordinates, from an object to a mask pixel:
      (even-odd rule);
    - flood fill (a ``circle``, which the canvas's ``point`` mode draws around the click): the
      4-connected region of the clicked pixel's class id.
+
+Only the :class:`Box` around an object is rasterised (:func:`object_region`, :func:`paint_objects`):
+a stroke on a 2000x1800 mask measures the pixels near its segments, not the whole mask, and the
+editor keeps the box as the undo step. A stroke paints the width it was drawn with (its own
+``strokeWidth``); :func:`canvas_stroke_width` gives the brush width for a radius, unrounded.
 """
 from __future__ import annotations
 
@@ -276,24 +281,94 @@ def object_shape(obj: dict) -> Shape | None:
     return None
 
 
+# --- boxes -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Box:
+    """Rows ``y0 .. y1 - 1`` and columns ``x0 .. x1 - 1`` of a mask (ends exclusive): where an edit
+    happened, so that painting, undo steps and the canvas picture touch only that part."""
+
+    y0: int
+    x0: int
+    y1: int
+    x1: int
+
+    @classmethod
+    def of(cls, shape: tuple[int, ...]) -> Box:
+        """The whole of an (H, W) array."""
+        return cls(0, 0, int(shape[0]), int(shape[1]))
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.y0, self.y1), slice(self.x0, self.x1)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.y1 - self.y0, self.x1 - self.x0
+
+    @property
+    def empty(self) -> bool:
+        return self.y1 <= self.y0 or self.x1 <= self.x0
+
+    def union(self, other: Box | None) -> Box:
+        if other is None:
+            return self
+        return Box(min(self.y0, other.y0), min(self.x0, other.x0), max(self.y1, other.y1), max(self.x1, other.x1))
+
+    def clip(self, shape: tuple[int, ...]) -> Box:
+        return Box(max(self.y0, 0), max(self.x0, 0), min(self.y1, int(shape[0])), min(self.x1, int(shape[1])))
+
+    def within(self, outer: Box) -> tuple[slice, slice]:
+        """This box's slices inside an array that holds ``outer`` (which contains it)."""
+        return (slice(self.y0 - outer.y0, self.y1 - outer.y0), slice(self.x0 - outer.x0, self.x1 - outer.x0))
+
+
+def changed_box(a: np.ndarray, b: np.ndarray) -> Box | None:
+    """The smallest box holding every pixel where two masks of one shape differ (None: none)."""
+    differ = a != b
+    rows, cols = np.flatnonzero(differ.any(axis=1)), np.flatnonzero(differ.any(axis=0))
+    if not len(rows):
+        return None
+    return Box(int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+
+
 # --- raster operations (image pixel-index coordinates: pixel (i, j) centred at x=j, y=i) -------
-def stroke_pixels(shape: tuple[int, int], lines: Iterable[np.ndarray], radius: float) -> np.ndarray:
-    """bool (H, W): pixels whose centre lies within ``radius`` of the polylines (x, y pixel-index
-    coordinates, pixel centres at integers). ``radius`` is raised to 0.5."""
-    h, w = shape
+def _segments(line: np.ndarray):
+    line = np.asarray(line, float).reshape(-1, 2)
+    if len(line) == 1:
+        return [(line[0], line[0])]
+    return list(zip(line[:-1], line[1:], strict=True))
+
+
+def stroke_box(shape: tuple[int, int], lines: Iterable[np.ndarray], radius: float) -> Box | None:
+    """The pixels a stroke can reach (its polylines' extent, ``radius`` around), clipped to the
+    mask; None when it lies outside."""
+    pts = [np.asarray(ln, float).reshape(-1, 2) for ln in lines]
+    pts = [p for p in pts if len(p)]
+    if not pts:
+        return None
+    r = max(float(radius), 0.5)
+    a = np.concatenate(pts)
+    lo, hi = a.min(axis=0), a.max(axis=0)
+    box = Box(int(math.floor(lo[1] - r)), int(math.floor(lo[0] - r)),
+              int(math.ceil(hi[1] + r)) + 1, int(math.ceil(hi[0] + r)) + 1).clip(shape)
+    return None if box.empty else box
+
+
+def stroke_pixels(shape: tuple[int, int], lines: Iterable[np.ndarray], radius: float,
+                  box: Box | None = None) -> np.ndarray:
+    """bool, the shape of ``box`` (default: the whole (H, W) mask): pixels whose centre lies
+    within ``radius`` of the polylines (x, y pixel-index coordinates, pixel centres at integers).
+    ``radius`` is raised to 0.5. Only the pixels near each segment are measured."""
+    box = box or Box.of(shape)
     r = max(float(radius), 0.5)
     r2 = r * r + 1e-9
-    hit = np.zeros((h, w), bool)
+    hit = np.zeros(box.shape, bool)
     for line in lines:
-        line = np.asarray(line, float).reshape(-1, 2)
-        if not len(line):
-            continue
-        segs = [(line[0], line[0])] if len(line) == 1 else list(zip(line[:-1], line[1:], strict=True))
-        for a, b in segs:
-            x0 = max(int(math.floor(min(a[0], b[0]) - r)), 0)
-            x1 = min(int(math.ceil(max(a[0], b[0]) + r)), w - 1)
-            y0 = max(int(math.floor(min(a[1], b[1]) - r)), 0)
-            y1 = min(int(math.ceil(max(a[1], b[1]) + r)), h - 1)
+        for a, b in _segments(line):
+            x0 = max(int(math.floor(min(a[0], b[0]) - r)), box.x0)
+            x1 = min(int(math.ceil(max(a[0], b[0]) + r)), box.x1 - 1)
+            y0 = max(int(math.floor(min(a[1], b[1]) - r)), box.y0)
+            y1 = min(int(math.ceil(max(a[1], b[1]) + r)), box.y1 - 1)
             if x0 > x1 or y0 > y1:
                 continue
             ys, xs = np.mgrid[y0:y1 + 1, x0:x1 + 1].astype(float)
@@ -304,20 +379,32 @@ def stroke_pixels(shape: tuple[int, int], lines: Iterable[np.ndarray], radius: f
             else:
                 t = np.clip(((xs - a[0]) * d[0] + (ys - a[1]) * d[1]) / dd, 0, 1)
                 dist2 = (xs - a[0] - t * d[0]) ** 2 + (ys - a[1] - t * d[1]) ** 2
-            hit[y0:y1 + 1, x0:x1 + 1] |= dist2 <= r2
+            hit[y0 - box.y0:y1 + 1 - box.y0, x0 - box.x0:x1 + 1 - box.x0] |= dist2 <= r2
     return hit
 
 
-def polygon_pixels(shape: tuple[int, int], ring: np.ndarray) -> np.ndarray:
-    """bool (H, W): pixels whose centre lies inside the polygon (even-odd rule; x, y pixel-index
-    coordinates, pixel centres at integers)."""
-    h, w = shape
+def polygon_box(shape: tuple[int, int], ring: np.ndarray) -> Box | None:
+    """The rows and columns a polygon's pixels can be in, clipped to the mask; None outside."""
     ring = np.asarray(ring, float).reshape(-1, 2)
-    inside = np.zeros((h, w), bool)
+    if len(ring) < 3:
+        return None
+    lo, hi = ring.min(axis=0), ring.max(axis=0)
+    box = Box(int(math.floor(lo[1])), int(math.ceil(lo[0])), int(math.ceil(hi[1])) + 1,
+              int(math.floor(hi[0])) + 1).clip(shape)
+    return None if box.empty else box
+
+
+def polygon_pixels(shape: tuple[int, int], ring: np.ndarray, box: Box | None = None) -> np.ndarray:
+    """bool, the shape of ``box`` (default: the whole (H, W) mask): pixels whose centre lies
+    inside the polygon (even-odd rule; x, y pixel-index coordinates, pixel centres at integers)."""
+    box = box or Box.of(shape)
+    ring = np.asarray(ring, float).reshape(-1, 2)
+    inside = np.zeros(box.shape, bool)
     if len(ring) < 3:
         return inside
     a, b = ring, np.roll(ring, -1, axis=0)
-    ys = np.arange(max(int(math.floor(ring[:, 1].min())), 0), min(int(math.ceil(ring[:, 1].max())), h - 1) + 1)
+    ys = np.arange(max(int(math.floor(ring[:, 1].min())), box.y0),
+                   min(int(math.ceil(ring[:, 1].max())), box.y1 - 1) + 1)
     if not len(ys):
         return inside
     yc = ys[:, None].astype(float)
@@ -330,24 +417,35 @@ def polygon_pixels(shape: tuple[int, int], ring: np.ndarray) -> np.ndarray:
     for k, y in enumerate(ys):
         xs = np.sort(xcross[k][crosses[k]])
         for x_in, x_out in zip(xs[0::2], xs[1::2], strict=False):
-            j0, j1 = max(int(math.ceil(x_in)), 0), min(int(math.floor(x_out)), w - 1)
+            j0, j1 = max(int(math.ceil(x_in)), box.x0), min(int(math.floor(x_out)), box.x1 - 1)
             if j0 <= j1:
-                inside[y, j0:j1 + 1] = True
+                inside[y - box.y0, j0 - box.x0:j1 + 1 - box.x0] = True
     return inside
+
+
+def flood_region(mask: np.ndarray, x: float, y: float) -> tuple[Box, np.ndarray] | None:
+    """The 4-connected region of pixels with the class id of pixel (round(y), round(x))
+    (pixel-index coordinates) as (its bounding box, bool pixels of the box); None outside the mask."""
+    h, w = mask.shape
+    j, i = int(math.floor(x + 0.5)), int(math.floor(y + 0.5))
+    if not (0 <= i < h and 0 <= j < w):
+        return None
+    ff = np.zeros((h + 2, w + 2), np.uint8)
+    # MASK_ONLY: the mask itself is not written, so it needs no copy
+    _, _, _, (rx, ry, rw, rh) = cv2.floodFill(np.ascontiguousarray(mask, dtype=np.uint8), ff, (j, i), 0, 0, 0,
+                                              4 | cv2.FLOODFILL_MASK_ONLY | (1 << 8))
+    box = Box(ry, rx, ry + rh, rx + rw)
+    return box, ff[1:-1, 1:-1][box.slices].astype(bool)
 
 
 def flood_pixels(mask: np.ndarray, x: float, y: float) -> np.ndarray:
     """bool (H, W): the 4-connected region of pixels with the class id of pixel (round(y), round(x))
     (pixel-index coordinates); all False when the point lies outside the mask."""
-    h, w = mask.shape
-    j, i = int(math.floor(x + 0.5)), int(math.floor(y + 0.5))
-    region = np.zeros((h, w), bool)
-    if not (0 <= i < h and 0 <= j < w):
-        return region
-    ff = np.zeros((h + 2, w + 2), np.uint8)
-    cv2.floodFill(np.ascontiguousarray(mask, dtype=np.uint8).copy(), ff, (j, i), 0, 0, 0,
-                  4 | cv2.FLOODFILL_MASK_ONLY | (1 << 8))
-    return ff[1:-1, 1:-1].astype(bool)
+    region = np.zeros(mask.shape, bool)
+    found = flood_region(mask, x, y)
+    if found is not None:
+        region[found[0].slices] = found[1]
+    return region
 
 
 # --- the editor's entry points -----------------------------------------------------------------
@@ -357,35 +455,87 @@ def canvas_scale(image_shape: tuple[int, ...], canvas_size: tuple[int, int]) -> 
     return canvas_size[0] / image_shape[1], canvas_size[1] / image_shape[0]
 
 
+def canvas_stroke_width(radius: float, scale: tuple[float, float]) -> float:
+    """The canvas brush width (canvas pixels) that paints ``radius`` image pixels around a stroke:
+    the inverse of the radius :func:`object_region` reads from a stroke's ``strokeWidth``. Not
+    rounded: a whole-pixel width would paint another radius than the one asked for."""
+    return 2 * float(radius) * math.sqrt(scale[0] * scale[1])
+
+
 def to_image(points: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
     """Canvas points (x, y) -> image pixel-index coordinates (pixel centres at integers)."""
     return np.asarray(points, float) / np.asarray(scale, float) - 0.5
 
 
-def object_pixels(obj: dict, mask: np.ndarray, scale: tuple[float, float]) -> np.ndarray | None:
-    """bool (H, W): the pixels one canvas object covers (see the module's rules); None for an
-    object the editor does not use."""
+def object_region(obj: dict, mask: np.ndarray, scale: tuple[float, float]) -> tuple[Box, np.ndarray] | None:
+    """The pixels one canvas object covers (see the module's rules) as (a box, bool pixels of
+    the box): only the box around the object is rasterised. None for an object the editor does
+    not use, or one that covers no pixel of the mask. A stroke paints the width it was drawn with
+    (its own ``strokeWidth``), whatever the brush is set to now."""
     shp = object_shape(obj)
     if shp is None:
         return None
     if shp.kind == "stroke":
+        lines = [to_image(ln, scale) for ln in shp.lines]
         radius = shp.radius / math.sqrt(scale[0] * scale[1])
-        return stroke_pixels(mask.shape, [to_image(ln, scale) for ln in shp.lines], radius)
+        box = stroke_box(mask.shape, lines, radius)
+        return None if box is None else (box, stroke_pixels(mask.shape, lines, radius, box))
     if shp.kind == "polygon":
-        return polygon_pixels(mask.shape, to_image(shp.lines[0], scale))
+        ring = to_image(shp.lines[0], scale)
+        box = polygon_box(mask.shape, ring)
+        return None if box is None else (box, polygon_pixels(mask.shape, ring, box))
     x, y = to_image(shp.lines[0], scale)[0]
-    return flood_pixels(mask, x, y)
+    return flood_region(mask, x, y)
+
+
+def object_pixels(obj: dict, mask: np.ndarray, scale: tuple[float, float]) -> np.ndarray | None:
+    """bool (H, W): the pixels one canvas object covers (see the module's rules); None for an
+    object the editor does not use."""
+    if object_shape(obj) is None:
+        return None
+    where = np.zeros(mask.shape, bool)
+    found = object_region(obj, mask, scale)
+    if found is not None:
+        where[found[0].slices] = found[1]
+    return where
+
+
+def paint_objects(mask: np.ndarray, objects: Iterable[dict], class_id: int,
+                  scale: tuple[float, float]) -> tuple[Box, np.ndarray] | None:
+    """Every object's pixels set to ``class_id``, in drawing order (a flood fill sees the strokes
+    before it), as (the box they touch, the box's new content); ``mask`` is not changed. None
+    when no object covers a pixel."""
+    if not 0 <= int(class_id) <= 255:
+        raise ValueError(f"class id {class_id} is not in 0..255")
+    objects = list(objects)
+    # One object (a stroke, a polygon, a click) needs no copy of the whole mask.
+    painted = mask if len(objects) == 1 else np.array(mask, dtype=np.uint8, copy=True)
+    union: Box | None = None
+    for obj in objects:
+        found = object_region(obj, painted, scale)
+        if found is None:
+            continue
+        box, where = found
+        if painted is mask:
+            crop = np.array(mask[box.slices], dtype=np.uint8, copy=True)
+            crop[where] = class_id
+            return box, crop
+        painted[box.slices][where] = class_id
+        union = box.union(union)
+    if union is None:
+        return None
+    return union, painted[union.slices].copy()
 
 
 def apply_objects(mask: np.ndarray, objects: Iterable[dict], class_id: int,
                   scale: tuple[float, float]) -> tuple[np.ndarray, int]:
     """A copy of ``mask`` with every object's pixels set to ``class_id``, in drawing order (a flood
     fill sees the strokes before it), and the number of pixels whose class changed."""
-    if not 0 <= int(class_id) <= 255:
-        raise ValueError(f"class id {class_id} is not in 0..255")
     out = np.array(mask, dtype=np.uint8, copy=True)
-    for obj in objects:
-        where = object_pixels(obj, out, scale)
-        if where is not None:
-            out[where] = class_id
-    return out, int(np.count_nonzero(out != mask))
+    found = paint_objects(mask, objects, class_id, scale)
+    if found is None:
+        return out, 0
+    box, crop = found
+    before = out[box.slices].copy()
+    out[box.slices] = crop
+    return out, int(np.count_nonzero(before != crop))

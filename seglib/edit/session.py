@@ -1,8 +1,9 @@
 """The editor's working state and its pictures: an image being edited (:class:`Work`: the mask,
-the version it started from, exact undo/redo steps), the tools' class ids, canvas drawings applied
-as steps, saving as a new version, the queues Next / Previous go through, and the pictures the
-Label page draws (the canvas background, a diff). Plain Python: the page (ui/editor.py) only
-keeps a Work in the session and draws widgets around it.
+the version it started from, exact undo/redo steps, each kept as the box it changed), the tools'
+class ids, canvas drawings applied as steps, saving as a new version, the queues Next / Previous
+go through, and the diff and region pictures of the Label page (its canvas background is
+:mod:`.canvas_picture`). Plain Python: the page (ui/editor.py) only keeps a Work in the session
+and draws widgets around it.
 
 >>> work = start_work(ds, "00012")
 >>> apply_drawing(work, canvas_objects, "brush", class_id=3, scale=(5.0, 5.0))
@@ -23,24 +24,32 @@ from ..viz import maps
 from . import raster
 
 MAX_UNDO = 100
+TOUCHED_KEPT = 256    # boxes remembered for the canvas picture; older: it redraws all
 REGION_COLOR = (255, 0, 255)   # disagreement regions' outlines
 
 
 @dataclass
 class Step:
-    """One edit: the flat indices it changed, their ids before and after."""
+    """One edit: the box it happened in, the pixels of the box it changed (flat indices into the
+    box, row by row) and their ids before and after. Only the box is looked at, never the mask."""
 
     tool: str
+    box: raster.Box
     index: np.ndarray
     before: np.ndarray
     after: np.ndarray
+
+    def put(self, mask: np.ndarray, values: np.ndarray) -> None:
+        rows, cols = np.divmod(self.index, self.box.shape[1])
+        mask[self.box.y0 + rows, self.box.x0 + cols] = values
 
 
 @dataclass
 class Work:
     """An image being edited: the version it started from (``base``; 0 = the file's mask), the
-    working mask, and undo/redo stacks of exact steps. ``gen`` names the canvas: it changes with
-    every edit, so the next run draws a fresh, empty canvas over the new mask."""
+    working mask, and undo/redo stacks of exact steps. ``gen`` names the canvas drawing: it
+    changes with every edit, so the next run clears what was drawn over the new mask;
+    :meth:`touched_since` says which box of the mask changed since a given ``gen``."""
 
     image_id: str
     base: int
@@ -49,57 +58,99 @@ class Work:
     undo: list[Step] = field(default_factory=list)
     redo: list[Step] = field(default_factory=list)
     gen: int = 0
-
-    @property
-    def dirty(self) -> bool:
-        return not np.array_equal(self.mask, self.saved)
+    _changed: int | None = field(default=None, repr=False)        # pixels != saved, kept box by box
+    _touched: list = field(default_factory=list, repr=False)      # (gen, Box) of the latest mask changes
+    _forgotten: int = field(default=-1, repr=False)               # the last gen whose box was dropped
 
     @property
     def changed_px(self) -> int:
-        return int(np.count_nonzero(self.mask != self.saved))
+        if self._changed is None:
+            self._changed = int(np.count_nonzero(self.mask != self.saved))
+        return self._changed
+
+    @property
+    def dirty(self) -> bool:
+        return self.changed_px > 0
 
     def tools(self) -> str:
         """The tools of the steps since the last save, e.g. "brush+fill" (what the version records)."""
         used = list(dict.fromkeys(s.tool for s in self.undo))
         return "+".join(used) or "editor"
 
-    def edit(self, new: np.ndarray, tool: str) -> int:
-        """Make ``new`` the working mask as one undoable step; the number of pixels changed."""
+    def touched_since(self, gen: int) -> raster.Box | None:
+        """The box holding every pixel changed after ``gen`` (None: nothing changed); the whole
+        mask when ``gen`` is older than what is remembered."""
+        if gen < self._forgotten:
+            return raster.Box.of(self.mask.shape)
+        box = None
+        for g, b in self._touched:
+            if g > gen:
+                box = b.union(box)
+        return box
+
+    def _put(self, box: raster.Box, step: Step, values: np.ndarray) -> None:
+        """Write one step's values into the mask, keeping the changed-pixel count exact."""
+        saved = self.saved[box.slices].ravel()[step.index]
+        was = self.mask[box.slices].ravel()[step.index]
+        step.put(self.mask, values)
+        if self._changed is not None:
+            self._changed += int(np.count_nonzero(values != saved)) - int(np.count_nonzero(was != saved))
         self.gen += 1
+        self._touched.append((self.gen, box))
+        if len(self._touched) > TOUCHED_KEPT:
+            self._forgotten = self._touched.pop(0)[0]
+
+    def edit_box(self, box: raster.Box, new: np.ndarray, tool: str) -> int:
+        """Make ``new`` the content of ``box`` of the working mask as one undoable step; the number
+        of pixels changed. Only the box is compared and remembered."""
+        new = np.asarray(new, np.uint8)
+        if new.shape != box.shape:
+            raise ValueError(f"the edit is {new.shape} but its box is {box.shape}")
+        old = self.mask[box.slices]
+        index = np.flatnonzero(new != old).astype(np.int32)
+        if not len(index):
+            self.gen += 1   # nothing changed (same class): still clear the canvas
+            return 0
+        step = Step(tool, box, index, old.ravel()[index], new.ravel()[index])
+        self._put(box, step, step.after)
+        self.undo.append(step)
+        del self.undo[:-MAX_UNDO]
+        self.redo.clear()
+        return len(index)
+
+    def edit(self, new: np.ndarray, tool: str) -> int:
+        """Make ``new`` (a whole mask) the working mask as one undoable step; the number of pixels
+        changed."""
         new = np.asarray(new, np.uint8)
         if new.shape != self.mask.shape:
             raise ValueError(f"the edit is {new.shape} but the mask is {self.mask.shape}")
-        index = np.flatnonzero(new != self.mask)
-        if not len(index):
+        box = raster.changed_box(new, self.mask)
+        if box is None:
+            self.gen += 1
             return 0
-        self.undo.append(Step(tool, index, self.mask.ravel()[index].copy(), new.ravel()[index].copy()))
-        del self.undo[:-MAX_UNDO]
-        self.redo.clear()
-        self.mask = new.copy()
-        return len(index)
+        return self.edit_box(box, new[box.slices], tool)
 
     def step_back(self) -> str | None:
         """Undo one step; its tool, or None when there is nothing to undo."""
         if not self.undo:
             return None
         s = self.undo.pop()
-        self.mask.ravel()[s.index] = s.before
+        self._put(s.box, s, s.before)
         self.redo.append(s)
-        self.gen += 1
         return s.tool
 
     def step_forward(self) -> str | None:
         if not self.redo:
             return None
         s = self.redo.pop()
-        self.mask.ravel()[s.index] = s.after
+        self._put(s.box, s, s.after)
         self.undo.append(s)
-        self.gen += 1
         return s.tool
 
     def mark_saved(self, number: int) -> None:
         self.base = number
         self.saved = self.mask.copy()
+        self._changed = 0
         self.undo.clear()
         self.redo.clear()
         self.gen += 1
@@ -128,13 +179,22 @@ def tool_class(tool: str, chosen: int, class_map) -> int | None:
 
 
 def apply_drawing(work: Work, objects: list[dict], tool: str, class_id: int, scale: tuple[float, float]) -> int:
-    """Rasterise the canvas objects into the working mask as one step; pixels changed."""
-    new, changed = raster.apply_objects(work.mask, objects or [], class_id, scale)
-    if changed:
-        work.edit(new, tool)
-    else:
-        work.gen += 1   # nothing changed (same class): still clear the canvas
-    return changed
+    """Rasterise the canvas objects into the working mask as one step (only the box they touch);
+    pixels changed."""
+    found = raster.paint_objects(work.mask, objects or [], class_id, scale)
+    if found is None:
+        work.gen += 1   # nothing to paint: still clear the canvas
+        return 0
+    return work.edit_box(found[0], found[1], tool)
+
+
+def fresh_objects(seen: list[dict], objects: list[dict]) -> list[dict]:
+    """The objects of a canvas drawing not applied yet. The canvas sends its whole drawing each
+    time: when it still starts with the drawing sent before, only what follows is new; when it
+    does not (it was cleared in between), all of it is."""
+    if seen and objects[:len(seen)] == seen:
+        return objects[len(seen):]
+    return list(objects)
 
 
 def save(ds, work: Work, note: str = "", store=None, force: bool = False, who: str | None = None):
@@ -177,17 +237,6 @@ def step_in_queue(order: list[str], ids: list[str], current: str, delta: int) ->
     if not after:
         return None
     return after[0] if delta > 0 else after[-1]
-
-
-def background(image: np.ndarray, mask: np.ndarray, class_map, size: tuple[int, int], alpha: float,
-               outline: bool) -> np.ndarray:
-    """uint8 (ch, cw, 3): the image with the mask over it at the canvas size (pixels stay square
-    blocks when enlarged, so a class border sits exactly on the pixel edges the raster uses)."""
-    cw, ch = size
-    up = cw >= image.shape[1]
-    img = cv2.resize(viz.to_rgb(image), (cw, ch), interpolation=cv2.INTER_NEAREST if up else cv2.INTER_AREA)
-    m = cv2.resize(mask, (cw, ch), interpolation=cv2.INTER_NEAREST)
-    return viz.render(img, m, class_map, "overlay", alpha, None, outline)
 
 
 def diff_picture(image: np.ndarray, before: np.ndarray, after: np.ndarray, class_map, size: int = 768) -> np.ndarray:

@@ -130,10 +130,7 @@ class Comparison:
         return self._per_image.copy()
 
     def mean_confidence(self, name: str) -> np.ndarray:
-        col = self.columns[name]
-        sizes = col.map_shapes.prod(1)
-        sums = np.add.reduceat(col.confidence.astype(np.int64), col._map_off[:-1]) if len(col) else np.zeros(0)
-        return (sums / np.maximum(sizes, 1) / 255.0)[self._rows[name]]
+        return self.columns[name].mean_confidence()[self._rows[name]]
 
     def disagreement(self, a: str, b: str) -> pd.Series:
         """Share of pixels where columns a and b differ, per image, most first."""
@@ -146,19 +143,15 @@ class Comparison:
         names = names or self.model_names
         if len(names) < 2:
             return np.ones(len(self.ids))
-        first = self.columns[names[0]]
-        same = np.ones(first.masks.shape, bool) if self._aligned(names) else None
-        if same is None:
-            return np.array([np.mean(np.all([self.columns[n].mask(i) == first.mask(i) for n in names[1:]], 0))
-                             for i in self.ids])
-        for n in names[1:]:
-            same &= self.columns[n].masks == first.masks
-        share = np.add.reduceat(same.astype(np.int64), first._off[:-1]) / np.maximum(first.shapes.prod(1), 1)
-        return share[self._rows[names[0]]]
+        return np.array([self._agreement(names, i) for i in self.ids])
 
-    def _aligned(self, names: list[str]) -> bool:
-        first = self.columns[names[0]]
-        return all(self.columns[n].ids == first.ids for n in names[1:]) and len(first) > 0
+    def _agreement(self, names: list[str], image_id: str) -> float:
+        """One image at a time (the masks are read from the columns' files): memory of one image."""
+        first = self.columns[names[0]].mask(image_id)
+        same = np.ones(first.shape, bool)
+        for n in names[1:]:
+            same &= self.columns[n].mask(image_id) == first
+        return float(np.count_nonzero(same) / max(same.size, 1))
 
     def beats(self, a: str, b: str) -> pd.Series:
         """mIoU of column a minus column b on each labeled image, a's biggest wins first."""

@@ -88,12 +88,16 @@ class Ensemble:
         return tuple(1.0 / len(self.members) for _ in self.members)
 
 
-def summarize(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(labels int64, confidence, normalised entropy) (B, H, W) of probabilities (B, K, H, W).
+def summarize(probs: torch.Tensor, stride: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(labels int64 (B, H, W), confidence, normalised entropy) of probabilities (B, K, H, W);
+    confidence and entropy at every ``stride``-th pixel of each axis (B, ceil(H / stride), ...):
+    a column keeps no finer maps, and entropy is the costliest reduction of a pass.
 
     Entropy is divided by log K: 0 = all mass on one class, 1 = uniform over all classes."""
     conf, labels = probs.max(1)   # max(1) gives both; argmax(1) alone is several times slower on a CPU
-    return labels, conf, _entropy(probs)
+    if stride == 1:
+        return labels, conf, _entropy(probs)
+    return labels, conf[:, ::stride, ::stride], _entropy(probs[:, :, ::stride, ::stride])
 
 
 def _entropy(probs: torch.Tensor) -> torch.Tensor:
@@ -105,34 +109,36 @@ def _entropy(probs: torch.Tensor) -> torch.Tensor:
     return (probs * probs.log()).nan_to_num_(0.0).sum(1).div_(-math.log(k))
 
 
-def combine(ens: Ensemble, probs: Sequence[torch.Tensor], ids: Sequence[str] | None = None,
+def combine(ens: Ensemble, probs: Sequence[torch.Tensor], ids: Sequence[str] | None = None, stride: int = 1,
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The ensemble's (labels, confidence, entropy) from its members' probabilities, in the
-    order of ``ens.members``. With ``ids`` (the batch's image ids) a cross-fitted ensemble
-    takes each image's fold weights."""
+    order of ``ens.members``; confidence and entropy at every ``stride``-th pixel, as
+    :func:`summarize`. With ``ids`` (the batch's image ids) a cross-fitted ensemble takes each
+    image's fold weights."""
     if ens.crossfit is not None and ids is not None:
-        return _combine_crossfit(ens, probs, ids)
-    return _combine(ens, probs, None)
+        return _combine_crossfit(ens, probs, ids, stride)
+    return _combine(ens, probs, None, stride)
 
 
-def _combine_crossfit(ens: Ensemble, probs: Sequence[torch.Tensor], ids: Sequence[str]):
+def _combine_crossfit(ens: Ensemble, probs: Sequence[torch.Tensor], ids: Sequence[str], stride: int = 1):
     groups: dict[tuple[float, ...], list[int]] = {}
     for i, image_id in enumerate(ids):
         groups.setdefault(ens.crossfit.weights_for(image_id) or ens.member_weights(), []).append(i)
     if len(groups) == 1:
-        return _combine(ens, probs, next(iter(groups)))
-    b, _, h, w = probs[0].shape
+        return _combine(ens, probs, next(iter(groups)), stride)
     device = probs[0].device
-    labels = torch.empty((b, h, w), dtype=torch.long, device=device)
-    conf = torch.empty((b, h, w), dtype=probs[0].dtype, device=device)
-    ent = torch.empty_like(conf)
+    out = None
     for weights, rows in groups.items():
         idx = torch.as_tensor(rows, device=device)
-        labels[idx], conf[idx], ent[idx] = _combine(ens, [p[idx] for p in probs], weights)
-    return labels, conf, ent
+        got = _combine(ens, [p[idx] for p in probs], weights, stride)
+        if out is None:
+            out = [torch.empty((len(ids), *g.shape[1:]), dtype=g.dtype, device=device) for g in got]
+        for dst, src in zip(out, got, strict=True):
+            dst[idx] = src
+    return tuple(out)
 
 
-def _combine(ens: Ensemble, probs: Sequence[torch.Tensor], weights: tuple[float, ...] | None):
+def _combine(ens: Ensemble, probs: Sequence[torch.Tensor], weights: tuple[float, ...] | None, stride: int = 1):
     if len(probs) != len(ens.members):
         raise ValueError(f"{ens.name}: {len(probs)} probability maps for {len(ens.members)} members")
     if ens.kind == "vote":
@@ -142,12 +148,15 @@ def _combine(ens: Ensemble, probs: Sequence[torch.Tensor], weights: tuple[float,
         mean = torch.stack(list(probs)).mean(0)
         labels = (votes + 0.5 * mean).max(1)[1]   # mean < 1: it only breaks ties between equal counts
         share = votes / len(probs)
-        return labels, share.gather(1, labels[:, None])[:, 0], _entropy(share)
+        conf = share.gather(1, labels[:, None])[:, 0]
+        if stride == 1:
+            return labels, conf, _entropy(share)
+        return labels, conf[:, ::stride, ::stride], _entropy(share[:, :, ::stride, ::stride])
     w = weights or ens.member_weights()
     mix = probs[0] * w[0]
     for p, wk in zip(probs[1:], w[1:], strict=True):
         mix = mix.add(p, alpha=wk)
-    return summarize(mix)
+    return summarize(mix, stride)
 
 
 # --- fitting the weights ----------------------------------------------------------------------

@@ -52,14 +52,27 @@ class LabelQuality:
         return np.repeat(np.repeat(small, f, 0), f, 1)[:full_h, :full_w]
 
 
+POOL_PIXELS = 1 << 20    # pixels of an image averaged at once (float32 work of a few MB a class)
+
+
 def reduce_for_cleanlab(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, K, H, W) probabilities averaged over f x f blocks and (B, H, W) labels taken at each
-    block's corner, f the smallest whole factor that brings the longer side to CLEANLAB_SIDE."""
+    """(B, K, H, W) probabilities (float16 or float32) averaged over f x f blocks, in float32,
+    and (B, H, W) labels taken at each block's corner, f the smallest whole factor that brings
+    the longer side to CLEANLAB_SIDE. Averaged in bands of whole blocks of rows: no float32
+    copy of a big photo's map. Labels of unknown pixels (>= K) become the predicted class
+    there (never an issue)."""
     h, w = labels.shape[-2:]
+    k = probs.shape[1]
     f = -(-max(h, w) // CLEANLAB_SIDE)
     if f <= 1:
-        return probs, labels
-    return F.avg_pool2d(probs.float(), f, f, ceil_mode=True), labels[:, ::f, ::f]
+        probs = probs.float()
+        return probs, torch.where(labels < k, labels.long(), probs.max(1)[1])
+    corner = labels[:, ::f, ::f].long()
+    labels = torch.where(corner < k, corner, probs[:, :, ::f, ::f].float().max(1)[1])
+    rows = max(f, POOL_PIXELS // max(1, w) // f * f)
+    pooled = torch.cat([F.avg_pool2d(probs[:, :, r : r + rows].float(), f, f, ceil_mode=True)
+                        for r in range(0, h, rows)], 2)
+    return pooled, labels
 
 
 def label_quality(ds, member: Member, ids: Sequence[str] | None = None, *, tta: bool = False,
@@ -93,14 +106,11 @@ def label_quality(ds, member: Member, ids: Sequence[str] | None = None, *, tta: 
     groups: dict[tuple[int, int], dict[str, list]] = {}
     files = fingerprint if getattr(ds, "corrections", None) is None else ds.files_fingerprint()
     for batch, probs in probs_batches(ds, {member.name: model}, ids, layout, tta, batch_size, device, progress,
-                                      identities=held_identities([member], files, tile), plans=plans):
+                                      identities=held_identities([member], files, tile), plans=plans, half=True):
         if batch.masks is None:
             continue
         g = groups.setdefault(tuple(batch.masks.shape[1:]), {"ids": [], "labels": [], "probs": []})
-        p = probs[member.name].cpu()
-        y = batch.masks.cpu()
-        y = torch.where(y < layout.num_classes, y, p.max(1)[1])  # unknown pixels: never an issue
-        p, y = reduce_for_cleanlab(p, y)
+        p, y = reduce_for_cleanlab(probs.pop(member.name).cpu(), batch.masks.cpu())
         g["ids"] += batch.ids
         g["labels"].append(y.numpy())
         g["probs"].append(p.float().numpy())

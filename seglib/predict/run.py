@@ -18,15 +18,17 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import cache
-from ..tiling import InferencePlan, inference_plan, reuse_freed_memory
-from .column import Column, ColumnBuilder
+from ..paths import cache_dir
+from ..tiling import InferencePlan, inference_plan, release_freed_memory, reuse_freed_memory
+from .column import Column, ColumnBuilder, PixelFile, map_shape, map_stride, save_pixels
 from .ensemble import CrossFit, Ensemble, combine, fit_weights, sample_pixels, summarize, take_pixels
-from .infer import Batch, forward_probs, iter_batches, keep_known
+from .infer import Batch, batch_pixels, forward_probs, iter_batches, keep_known, per_call
 from .members import Layout, Member, dataset_layout
 from .prob_cache import PROBS
 
@@ -84,30 +86,39 @@ def probs_batches(ds, models: dict[str, torch.nn.Module], ids: Sequence[str], la
 
     Each model sees the images as its plan in ``plans`` says (:func:`member_plans`: windows of
     its training crop, a resize, or whole images; default whole), ``batch_size`` windows at a
-    time; probabilities always come at each image's own size. Big images come one at a time.
-    Probabilities are rounded to float16 and, for models named in ``identities`` (see
-    :func:`held_identities`), kept in :data:`PROBS` and taken from it when a recent pass
-    computed them (no forward pass then). They come as float32, or with ``half`` as the
-    float16 they are held in (half the memory of a big image: reduce them a band at a time,
-    as :func:`add_batch` does). The pass runs inside :func:`seglib.tiling.reuse_freed_memory`."""
+    time (on a CPU at most :data:`~seglib.predict.infer.CPU_FORWARD_PIXELS` pixels a call:
+    :func:`~seglib.predict.infer.per_call`); probabilities always come at each image's own
+    size. Big images come one at a time, as uint8 (made float32 window by window). Masks come
+    as uint8, IGNORE_INDEX where unknown. Probabilities are rounded to float16 and, for models
+    named in ``identities`` (see :func:`held_identities`), kept in :data:`PROBS` and taken from
+    it when a recent pass computed them (no forward pass then). They come as float32, or with
+    ``half`` as the float16 they are held in (half the memory of a big image: reduce them a
+    band at a time, as :func:`add_batch` does). The pass runs inside
+    :func:`seglib.tiling.reuse_freed_memory`."""
     total, done = len(ids), 0
+    this_pass = object()     # PROBS keeps what this pass put or read from being pushed out by it
     with reuse_freed_memory():
-        for batch in iter_batches(ds, ids, batch_size, layout.in_channels, labels=labels, skipped=skipped):
+        for batch in iter_batches(ds, ids, batch_size, layout.in_channels, labels=labels, skipped=skipped,
+                                  max_pixels=batch_pixels(device, batch_size), raw=True):
             images = batch.images.to(device, non_blocking=True)
             if batch.masks is not None:
                 batch.masks = keep_known(batch.masks, layout.num_classes).to(device, non_blocking=True)
             probs = {}
             for name, model in models.items():
                 identity = (identities or {}).get(name)
-                held = PROBS.get(identity, tta, batch.ids) if identity else None
+                held = PROBS.get(identity, tta, batch.ids, this_pass) if identity else None
                 if held is None:
-                    held = forward_probs(model, images, tta, (plans or {}).get(name), batch_size,
-                                         out_dtype=torch.float16)
+                    plan = (plans or {}).get(name) or InferencePlan()
+                    window = plan.window(*images.shape[-2:])    # None: whole (or resized) images
+                    windows = per_call(device, batch_size, window[0] * window[1]) if window else batch_size
+                    held = forward_probs(model, images, tta, plan, windows, out_dtype=torch.float16)
                     if identity:
-                        PROBS.put(identity, tta, batch.ids, held)
+                        PROBS.put(identity, tta, batch.ids, held, this_pass)
                 probs[name] = held.to(device) if half else held.to(device).float()
             del images
             yield batch, probs
+            probs = held = None     # not alive while the next batch is predicted
+            release_freed_memory()
             done += len(batch.ids)
             if progress is not None:
                 progress(done + (len(skipped) if skipped else 0), total)
@@ -135,34 +146,40 @@ def add_batch(builders: dict[str, ColumnBuilder], ensembles: dict[str, Ensemble]
     into every column being built (models and ensembles). Each image is reduced in bands of
     rows (about REDUCE_PIXELS at a time) taken to float32: the labels, confidence and entropy
     are the same as on the whole map at once (they are per pixel), without a float32 copy of
-    the map or its full-size temporaries."""
+    the map or its full-size temporaries. Confidence and entropy are computed on the columns'
+    map grid only (every ``map_stride``-th pixel; bands start on it)."""
     first = next(iter(probs.values()))
     b, _, h, w = first.shape
+    s = map_stride(h, w)
+    mh, mw = map_shape(h, w)
     # whole images, as many as fit in REDUCE_PIXELS (small ones: the batch at once), else bands of rows
     per = max(1, REDUCE_PIXELS // max(1, h * w))
-    rows = h if per > 1 or h * w <= REDUCE_PIXELS else max(1, REDUCE_PIXELS // max(1, w))
+    rows = h if per > 1 or h * w <= REDUCE_PIXELS else max(s, REDUCE_PIXELS // max(1, w) // s * s)
     bands = [(i, r) for i in range(0, b, per) for r in range(0, h, rows)]
     for name, builder in builders.items():
         ens = ensembles.get(name)
         if len(bands) == 1:
-            labels, conf, ent = _reduce(ens, probs, name, batch.ids, (slice(None),))
+            labels, conf, ent = _reduce(ens, probs, name, batch.ids, (slice(None),), s)
         else:
             labels = torch.empty(b, h, w, dtype=torch.uint8, device=first.device)
-            conf = torch.empty(b, h, w, device=first.device)
-            ent = torch.empty(b, h, w, device=first.device)
+            conf = torch.empty(b, mh, mw, device=first.device)
+            ent = torch.empty(b, mh, mw, device=first.device)
             for i, r in bands:
                 band = (slice(i, i + per), slice(None), slice(r, r + rows))
-                got = _reduce(ens, probs, name, batch.ids[i : i + per], band)
-                for dst, src in zip((labels, conf, ent), got, strict=True):
-                    dst[i : i + per, r : r + rows] = src
+                got_labels, got_conf, got_ent = _reduce(ens, probs, name, batch.ids[i : i + per], band, s)
+                labels[i : i + per, r : r + rows] = got_labels
+                conf[i : i + per, r // s : r // s + got_conf.shape[1]] = got_conf
+                ent[i : i + per, r // s : r // s + got_ent.shape[1]] = got_ent
         builder.add(batch.ids, labels, conf, ent, batch.masks)
 
 
-def _reduce(ens: Ensemble | None, probs: dict[str, torch.Tensor], name: str, ids: list[str], band: tuple):
-    """(labels, confidence, entropy) of one band of a batch's probabilities, in float32."""
+def _reduce(ens: Ensemble | None, probs: dict[str, torch.Tensor], name: str, ids: list[str], band: tuple,
+            stride: int = 1):
+    """(labels, confidence, entropy) of one band of a batch's probabilities, in float32; the
+    maps at every ``stride``-th pixel."""
     if ens is None:
-        return summarize(probs[name][band].float())
-    return combine(ens, [probs[m][band].float() for m in ens.members], ids)
+        return summarize(probs[name][band].float(), stride)
+    return combine(ens, [probs[m][band].float() for m in ens.members], ids, stride)
 
 
 def _column_key(base: str, col: Member | Ensemble, by_name: dict[str, Member], plans: dict[str, InferencePlan]) -> str:
@@ -191,19 +208,15 @@ class _ColumnCache:
         self.rows: dict[str, Column] = {}        # image id -> a cached column holding it
         if not use:
             return
-        hit = cache.load(NAMESPACE, self.key)
-        if hit is not None:
-            meta = hit.pop("meta")
-            self.exact = Column.from_arrays(hit, meta)
+        self.exact = _load_column(self.key)
+        if self.exact is not None:
             return
         wanted = set(ids)
         for key in self._entries():
             if wanted <= self.rows.keys():
                 break
-            other = cache.load(NAMESPACE, key)
-            if other is not None:
-                meta = other.pop("meta")
-                col = Column.from_arrays(other, meta)
+            col = _load_column(key)
+            if col is not None:
                 scored = col.info.get("mask_versions", {})
                 self.rows.update((i, col) for i in col.ids if i in wanted and i not in self.rows
                                  and scored.get(i, 0) == self.masks.get(i, 0))
@@ -217,9 +230,33 @@ class _ColumnCache:
             return
         column.info["mask_versions"] = {i: n for i, n in self.masks.items() if i in column}
         arrays, meta = column.to_arrays()
+        save_pixels(column, _pixels_path(self.key))      # first: an entry is whole only with its pixels
         cache.save(NAMESPACE, self.key, arrays, meta)
         entries = [k for k in reversed(self._entries()) if k != self.key][-(INDEX_SIZE - 1):] + [self.key]
         cache.save(INDEX, self.column_key, {}, {"entries": entries})
+
+
+def _pixels_path(key: str) -> Path:
+    """Where a cached column's pixels lie: beside its npz of small rows (seglib.cache)."""
+    return cache_dir() / NAMESPACE / f"{key}.pixels"
+
+
+def _load_column(key: str) -> Column | None:
+    """The cached column of ``key``, its pixels read from their file as needed; None on a miss
+    (no entry, or an entry without its whole pixel file: written by an older version, or cut)."""
+    hit = cache.load(NAMESPACE, key)
+    if hit is None:
+        return None
+    meta = hit.pop("meta")
+    try:
+        pixels = PixelFile.open(_pixels_path(key))
+    except OSError:
+        return None
+    try:
+        return Column.from_arrays(hit, meta, pixels)
+    except (KeyError, ValueError):
+        pixels.close()
+        return None
 
 
 def predict(ds, members: Sequence[Member], ensembles: Sequence[Ensemble] = (), ids: Sequence[str] | None = None, *,
@@ -277,8 +314,9 @@ def predict(ds, members: Sequence[Member], ensembles: Sequence[Ensemble] = (), i
         models = {m.name: m.load(device) for m in members if m.name in need} if todo else {}
         builders = {c.name: ColumnBuilder(c.name, layout.num_classes, _info(c, tta, plans)) for c in missing}
         for batch, probs in probs_batches(ds, models, todo, layout, tta, batch_size, device, progress, skipped,
-                                          identities=held_identities(members, files, tile), plans=plans):
+                                          identities=held_identities(members, files, tile), plans=plans, half=True):
             add_batch(builders, ens_map, batch, probs)
+            del probs      # before the next batch is read: one image's maps at a time
         for c in missing:
             if set(ids) <= caches[c.name].rows.keys():
                 cached.append(c.name)      # every image from entries of other image sets: nothing predicted

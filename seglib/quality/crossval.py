@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..atomic import atomic_write
-from ..train.config import TrainConfig
+from ..train.config import ConfigError, TrainConfig
 from ..train.data import class_layout, usable_images
+from ..train.split import SharedPixels, split_groups
 from .folds import FoldPlan, assign_folds, fold_config, fold_dir, make_room, plan_fold
 
 MANIFEST = "quality.json"
@@ -38,12 +39,17 @@ def default_out(source: str | Path, root: str | Path | None = None) -> Path:
 
 def plan_folds(base: TrainConfig, out: str | Path, k: int = DEFAULT_FOLDS, log=print) -> list[FoldPlan]:
     """What each fold will do (reuse / resume / train, and why), without training anything.
+    Folds follow ``base.split_by``: by folder or by overlap, whole groups go to one fold.
     ConfigError (one line) when the dataset cannot be cross-validated: fewer usable labeled
-    images than folds, or nothing to learn."""
+    images (or groups) than folds, or nothing to learn."""
     ds, stats, _, usable, counts = usable_images(base, log)
     _, scored, _ = class_layout(stats.class_map)
     presence = counts[:, scored] > 0
-    folds = assign_folds(usable, presence, k, base.seed)
+    try:
+        groups = split_groups(base.split_by, usable, SharedPixels(ds, stats, log).groups)
+    except ValueError as e:
+        raise ConfigError(f"{base.data}: folds by {base.split_by}: {e}") from None
+    folds = assign_folds(usable, presence, k, base.seed, groups)
     for j, c in enumerate(scored):
         holders = [usable[i] for i in (presence[:, j]).nonzero()[0]]
         if len(holders) == 1:

@@ -21,10 +21,15 @@ from ..train.runs import RunFolder
 from ..train.split import rarest_class_strata
 
 
-def assign_folds(ids: Sequence[str], presence: np.ndarray, k: int, seed: int = 0) -> dict[str, int]:
+def assign_folds(ids: Sequence[str], presence: np.ndarray, k: int, seed: int = 0,
+                 groups: Sequence[str] | None = None) -> dict[str, int]:
     """{image id: fold 0..k-1}. Within each stratum (the rarest class an image holds) images are
     shuffled and dealt round-robin, the deal starting where the previous stratum's stopped, so
-    fold sizes differ by at most one and a class in at least k images is in every fold."""
+    fold sizes differ by at most one and a class in at least k images is in every fold.
+
+    With ``groups`` (one name per image: the training split's ``--split-by folder|overlap``)
+    whole groups are dealt instead, each to the fold with the fewest images so far: images that
+    share pixels are never scored by a model that trained on their copies."""
     ids = list(ids)
     if k < 2:
         raise ConfigError(f"folds = {k}: need at least 2")
@@ -32,6 +37,8 @@ def assign_folds(ids: Sequence[str], presence: np.ndarray, k: int, seed: int = 0
         raise ConfigError(f"{len(ids)} usable labeled image{'' if len(ids) == 1 else 's'} for {k} folds: "
                           f"each fold needs at least one image (use --folds {max(2, len(ids))} or fewer)"
                           if len(ids) >= 2 else f"{len(ids)} usable labeled image: cross-validation needs at least 2")
+    if groups is not None:
+        return _assign_groups(ids, np.asarray(presence, bool), k, seed, [str(g) for g in groups])
     stratum = rarest_class_strata(presence)
     rng = np.random.default_rng(seed)
     fold = np.zeros(len(ids), np.int64)
@@ -42,6 +49,35 @@ def assign_folds(ids: Sequence[str], presence: np.ndarray, k: int, seed: int = 0
         fold[members] = (start + np.arange(len(members))) % k
         start = (start + len(members)) % k
     return {i: int(f) for i, f in zip(ids, fold, strict=True)}
+
+
+def _assign_groups(ids: list[str], presence: np.ndarray, k: int, seed: int, groups: list[str]) -> dict[str, int]:
+    names, group_of = np.unique(np.array(groups, dtype=object), return_inverse=True)
+    if len(names) < k:
+        raise ConfigError(f"{len(names)} group{'' if len(names) == 1 else 's'} of images for {k} folds: a fold "
+                          f"takes whole groups (use --folds {max(2, len(names))} or fewer, or --split-by image)"
+                          if len(names) >= 2 else f"all {len(ids)} images are in one group ({names[0]!r}): "
+                          "folds by group need at least 2")
+    g_presence = np.zeros((len(names), presence.shape[1]), bool)
+    np.logical_or.at(g_presence, group_of, presence)
+    size = np.bincount(group_of, minlength=len(names))
+    stratum = rarest_class_strata(g_presence)
+    rng = np.random.default_rng(seed)
+    load = np.zeros(k, np.int64)
+    fold_of_group = np.zeros(len(names), np.int64)
+    turn = 0
+    for s in np.unique(stratum):
+        members = np.flatnonzero(stratum == s)
+        rng.shuffle(members)
+        for g in members[np.argsort(-size[members], kind="stable")]:   # big groups first: sizes even out
+            order = (turn + np.arange(k)) % k       # ties go round-robin, so each stratum spreads
+            f = int(order[np.argmin(load[order])])
+            fold_of_group[g], turn = f, f + 1
+            load[f] += size[g]
+    empty = np.flatnonzero(load == 0)
+    if len(empty):
+        raise ConfigError(f"the groups of images leave fold {int(empty[0]) + 1} of {k} empty: use fewer folds")
+    return {i: int(fold_of_group[g]) for i, g in zip(ids, group_of, strict=True)}
 
 
 def fold_dir(out: str | Path, fold: int, k: int) -> Path:

@@ -1,5 +1,8 @@
-"""Browser test of the Label page's mask editor: paint a stroke of a class with the mouse on a demo
-image, save, reload, and the stored version differs from the original exactly along the stroke."""
+"""Browser tests of the Label page's mask editor: paint a stroke of a class with the mouse on a demo
+image, save, reload, and the stored version differs from the original exactly along the stroke; the
+same on a 2000x1800 tile at "fit" and at 1:1 (scrolled), with the brush radius changed between two
+strokes and kept through a save and History; at 1:1 the canvas stays in its box beside the palette
+and its own floating toolbar covers none of the page's buttons."""
 from __future__ import annotations
 
 import re
@@ -42,6 +45,23 @@ def _drag(pg, points) -> None:
     pg.mouse.up()
 
 
+def _radius(pg) -> float:
+    """The brush radius the page shows (image pixels)."""
+    text = pg.get_by_text(re.compile(r"^Radius [\d.]+ image px")).first.inner_text()
+    return float(re.search(r"Radius ([\d.]+) image px", text).group(1))
+
+
+def _choose_zoom(pg, label: str) -> None:
+    chooser = pg.locator("[data-testid=stSelectbox]").filter(has_text="Canvas zoom").first
+    chooser.scroll_into_view_if_needed()      # a click that has to scroll first does not open it
+    pg.wait_for_timeout(300)
+    chooser.click()
+    pg.get_by_role("option", name=label, exact=True).click()
+    wait_for_app(pg)
+    pg.locator("h1").first.scroll_into_view_if_needed()
+    pg.wait_for_timeout(800)
+
+
 def _polyline(a, b, n: int) -> list[tuple[float, float]]:
     return [(a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t) for t in np.linspace(0, 1, n + 1)]
 
@@ -81,6 +101,7 @@ def test_paint_save_reload_stored_along_the_stroke(app_url, app_data_dir, page):
     box = _canvas_box(pg)
     scale = box["width"] / w
     assert abs(box["height"] / h - scale) < 0.05
+    radius = _radius(pg)
     # an L-shaped stroke in image coordinates, drawn at the canvas's scale
     corner_a, corner_b, corner_c = (20.3, 12.6), (90.4, 14.1), (95.2, 50.7)
     img_pts = _polyline(corner_a, corner_b, 24)[:-1] + _polyline(corner_b, corner_c, 16)
@@ -112,7 +133,7 @@ def test_paint_save_reload_stored_along_the_stroke(app_url, app_data_dir, page):
     changed = saved != original
     assert changed.any()
     assert set(np.unique(saved[changed])) == {sand}               # exactly the class painted
-    radius = 2.0                                                   # the editor's default brush radius
+    assert abs(radius * scale - 4) <= 0.5 * scale                  # the default: a few screen pixels
     assert not (changed & ~_within((h, w), img_pts, radius + 0.75)).any(), "changed pixels off the stroke"
     core = _within((h, w), img_pts, radius - 0.75)
     assert (saved[core] == sand).all(), "pixels on the stroke left unpainted"
@@ -234,3 +255,158 @@ def test_polygon_and_flood_fill(app_url, app_data_dir, page):
     region = comp == comp[30, 50]
     assert np.array_equal(filled != poly, region)
     assert (filled[region] == bedrock).all()
+
+
+# --- a 2000x1800 tile ----------------------------------------------------------------------------
+TILE_W, TILE_H = 2000, 1800
+
+
+@pytest.fixture(scope="module")
+def tile_folder(tmp_path_factory):
+    """A folder with one 2000x1800 RGB photo: background on its left half, other classes on the right."""
+    import json
+
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("tile-data")
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    (root / "classes.json").write_text(json.dumps([{"id": i, "name": n} for i, n in
+                                                   enumerate(["background", "road", "building", "tree"])]))
+    yy, xx = np.mgrid[0:TILE_H, 0:TILE_W]
+    mask = np.where(xx < TILE_W // 2, 0, 1 + (yy // 600) % 3).astype(np.uint8)
+    rgb = np.stack([60 + xx * 120 // TILE_W, 80 + yy * 100 // TILE_H, 90 + mask * 30], -1).astype(np.uint8)
+    Image.fromarray(rgb).save(root / "images" / "tile.jpg", quality=90)
+    Image.fromarray(mask).save(root / "masks" / "tile.png")
+    return root
+
+
+def _open_tile(pg, url: str, folder) -> None:
+    pg.goto(f"{url}/label?dataset={folder}&image=tile")
+    pg.wait_for_selector("h1", timeout=120_000)
+    wait_for_app(pg)
+    pg.locator(".dc-container").first.wait_for(timeout=60_000)
+    pg.wait_for_timeout(800)
+
+
+def _stroke_in_image(pg, box: dict, scale: float, pts) -> None:
+    _drag(pg, [(box["x"] + x * scale, box["y"] + y * scale) for x, y in pts])
+    pg.get_by_text(re.compile(r"pixels changed, not saved yet")).wait_for(timeout=30_000)
+    wait_for_app(pg)
+
+
+def _saved_tile(folder, data_dir):
+    from seglib.data import open_dataset
+    from seglib.review import ReviewStore
+    from seglib.review import corrections as corr
+
+    ds = open_dataset(folder)
+    store = ReviewStore(f"sqlite:///{data_dir / 'review.db'}")
+    try:
+        return corr.version_mask(ds, "tile", corr.latest_number(ds, "tile", store), store), ds.original_mask("tile")
+    finally:
+        store.close()
+
+
+def test_strokes_on_a_2k_tile_paint_exact_ids_at_the_width_set_and_the_radius_stays(app_url, app_data_dir,
+                                                                                   tile_folder, page):
+    pg = page
+    _open_tile(pg, app_url, tile_folder)
+    assert_no_exception(pg)
+    pg.keyboard.press("2")                     # road, over the background of the left half
+    wait_for_app(pg)
+    box = _canvas_box(pg)
+    scale = box["width"] / TILE_W
+    assert 0.3 < scale < 0.45, "fit"
+    first = _radius(pg)
+    assert 3 <= first * scale <= 5, "the default brush is a few screen pixels wide, not 2 image px"
+    line_a = _polyline((150.0, 200.0), (800.0, 420.0), 30)
+    _stroke_in_image(pg, box, scale, line_a)
+    slider = pg.locator("[data-testid=stSlider]").filter(has_text="Brush radius").first.get_by_role("slider")
+    slider.focus()
+    for _ in range(24):                        # +12 image px, then the very next stroke
+        pg.keyboard.press("ArrowRight")
+    wait_for_app(pg)
+    second = _radius(pg)
+    assert second == first + 12
+    line_b = _polyline((150.0, 900.0), (800.0, 1150.0), 30)
+    _stroke_in_image(pg, box, scale, line_b)
+    _shot(pg, "8_tile_fit")
+    pg.keyboard.press("Control+s")
+    pg.get_by_text("No unsaved change.").wait_for(timeout=30_000)
+    wait_for_app(pg)
+    assert _radius(pg) == second, "the radius is kept after a save"
+    pg.get_by_role("radio", name="History").click()
+    wait_for_app(pg)
+    pg.get_by_role("radio", name="Edit").click()
+    wait_for_app(pg)
+    pg.locator(".dc-container").first.wait_for(timeout=30_000)
+    assert _radius(pg) == second, "the radius is kept after a visit to History"
+
+    saved, original = _saved_tile(tile_folder, app_data_dir)
+    changed = saved != original
+    assert set(np.unique(saved[changed])) == {1}, "exactly the class painted"
+    tol = 1.5 / scale                          # a canvas pixel and a half: the mouse's own rounding
+    shape = (TILE_H, TILE_W)
+    near = _within(shape, line_a, first + tol) | _within(shape, line_b, second + tol)
+    assert not (changed & ~near).any(), "changed pixels off the strokes"
+    assert (saved[_within(shape, line_a, first - tol)] == 1).all()
+    core_b = _within(shape, line_b, second - tol)
+    assert (saved[core_b] == 1).all(), "the stroke after the change paints the new width"
+    assert (core_b & ~_within(shape, line_b, first + tol)).any(), "wider than the old radius could paint"
+
+
+def _overlap(a: dict, b: dict) -> float:
+    w = min(a["x"] + a["width"], b["x"] + b["width"]) - max(a["x"], b["x"])
+    h = min(a["y"] + a["height"], b["y"] + b["height"]) - max(a["y"], b["y"])
+    return max(w, 0) * max(h, 0)
+
+
+def _hit(pg, box: dict, key: str) -> bool:
+    """Whether a click at the middle of ``box`` reaches the element keyed ``key`` (nothing over it)."""
+    return pg.evaluate("([x, y, key]) => !!document.elementFromPoint(x, y)?.closest('.st-key-' + key)",
+                       [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, key])
+
+
+def test_at_one_to_one_the_canvas_stays_in_its_box_and_its_toolbar_covers_no_button(app_url, app_data_dir,
+                                                                                    tile_folder, page):
+    pg = page
+    _open_tile(pg, app_url, tile_folder)
+    pg.keyboard.press("3")                     # building
+    wait_for_app(pg)
+    _choose_zoom(pg, "1:1")
+    assert pg.get_by_text(f"{TILE_W}×{TILE_H} px image shown at 1×").count() == 1
+    canvas = _canvas_box(pg)
+    assert canvas["width"] == TILE_W, "1:1: one screen pixel an image pixel"
+    scroller = pg.locator(".st-key-label_canvas_box").bounding_box()
+    palette = pg.locator("[data-testid=stColumn]").filter(has=pg.locator(".st-key-label_class_0")).last.bounding_box()
+    assert scroller["width"] < 800 and _overlap(scroller, palette) == 0, "the canvas scrolls in its own box"
+    for c in range(4):
+        key = f"label_class_{c}"
+        assert _hit(pg, pg.locator(f".st-key-{key}").bounding_box(), key), "a palette button under the canvas"
+    pg.mouse.move(canvas["x"] + 400, canvas["y"] + 200)    # the canvas's toolbar shows on hover
+    pg.wait_for_timeout(500)
+    toolbar = pg.locator(".dc-toolbar-card").first.bounding_box()
+    assert _overlap(toolbar, scroller) == 0, "the canvas's own toolbar lies outside its box: hidden"
+    for tool in ("brush", "eraser", "polygon", "fill", "ignore"):
+        key = f"label_tool_{tool}"
+        assert _hit(pg, pg.locator(f".st-key-{key}").bounding_box(), key), f"the {tool} button is covered"
+    for key in ("label_undo", "label_redo"):
+        assert _hit(pg, pg.locator(f".st-key-{key}").bounding_box(), key)
+    _shot(pg, "9_tile_one_to_one")
+
+    # scrolled: a stroke still lands where it is drawn (image px = screen px + the scroll)
+    pg.locator(".st-key-label_canvas_box").evaluate("e => { e.scrollTop = 500; e.scrollLeft = 300; }")
+    pg.wait_for_timeout(300)
+    canvas = _canvas_box(pg)
+    line = _polyline((420.0, 640.0), (700.0, 760.0), 20)
+    radius = _radius(pg)
+    assert radius == 4.0, "the default at 1:1: four image (= screen) pixels"
+    _stroke_in_image(pg, canvas, 1.0, line)
+    pg.keyboard.press("Control+s")
+    pg.get_by_text("No unsaved change.").wait_for(timeout=30_000)
+    saved, original = _saved_tile(tile_folder, app_data_dir)
+    mine = _within((TILE_H, TILE_W), line, radius + 1.5)
+    changed = (saved != original) & (saved == 2)
+    assert changed.any() and not (changed & ~mine).any()
+    assert (saved[_within((TILE_H, TILE_W), line, radius - 1.5)] == 2).all()
