@@ -4,12 +4,11 @@ involved), and one click to accept a region (an undoable step of the editor), re
 for this image), or accept the whole prediction as a start for a badly labeled image."""
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import streamlit as st
 
 from seglib import viz
+from seglib.edit.regions import region_key
 from seglib.edit.session import regions_picture
 
 from . import editor as ed
@@ -32,13 +31,6 @@ def _modules():
     except ImportError:
         return None
     return regions, assist
-
-
-def region_key(region) -> str:
-    """A stable name of a region (its pixels and the model's class): survives re-listing."""
-    h = hashlib.md5(np.packbits(np.asarray(region.pixels, bool)).tobytes())
-    h.update(f"{region.label_class}>{region.pred_class}".encode())
-    return h.hexdigest()[:16]
 
 
 def describe(region, class_map) -> str:

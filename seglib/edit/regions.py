@@ -10,6 +10,7 @@ ignore class are left out: ignore regions are the labeller's choice, not a disag
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import cv2
@@ -34,6 +35,14 @@ class Region:
     def describe(self, class_map) -> str:
         return (f"{self.area:,} px: label {class_map.name_of(self.label_class)} → "
                 f"model {class_map.name_of(self.pred_class)}")
+
+
+def region_key(region: Region) -> str:
+    """A stable name of a region (its pixels and the model's class): survives re-listing, so a
+    rejected region stays rejected when the regions are found again."""
+    h = hashlib.md5(np.packbits(np.asarray(region.pixels, bool)).tobytes())
+    h.update(f"{region.label_class}>{region.pred_class}".encode())
+    return h.hexdigest()[:16]
 
 
 def disagreement_regions(label: np.ndarray, pred: np.ndarray, class_map, min_px: int = 4,
