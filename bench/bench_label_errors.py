@@ -9,10 +9,13 @@ ROC AUC and precision / recall at N (N = the number corrupted) of:
   (a) detectors   today's outlier detectors (label_stats, shared_mask, ...): an image's highest flag score
   (b) in-sample   cleanlab softmin on the predictions of one model trained on every image (the naive way)
   (c) oof softmin cleanlab softmin on out-of-fold predictions (K fold models, each image by the one that never saw it)
-  (d) oof+regions the same with the region and boundary checks (seglib.quality: the product's ranking)
+  (d) oof surprise the mean surprise of an image's worst 0.5% of pixels, out-of-fold (seglib.quality.surprise)
+  (e) seglib quality the product's ranking (seglib.quality.score.rank: softmin and surprise, in robust SDs, summed)
+  (f) + regions   (e) combined as before with the region, boundary, shift and spread checks (noisy-or of the
+                  worst robust z and the worst region's severity): what the region checks add to the score
 
 and the payoff, on a clean test split: mIoU of a model trained on the noisy labels, after fixing the
-top N of (d) (their true masks restored), after fixing N random images, and on clean labels; the
+top N of (e) (their true masks restored), after fixing N random images, and on clean labels; the
 share of the noisy-to-clean gap each recovers.
 
     .venv/bin/python bench/bench_label_errors.py                       # both sets, ~25 min on 2 CPU cores
@@ -56,6 +59,25 @@ def ranking_metrics(score: np.ndarray, positive: np.ndarray, pool: np.ndarray) -
     hits = int(y[top].sum())
     return {"auprc": float(average_precision_score(y, s)), "roc_auc": float(roc_auc_score(y, s)),
             "p_at_n": hits / max(n, 1), "r_at_n": hits / max(n, 1), "n": n, "base_rate": float(y.mean())}
+
+
+def with_regions(ms, score: np.ndarray) -> np.ndarray:
+    """(e)'s score combined with the region and boundary checks the way an earlier ranking did:
+    noisy-or of the score, the worst robust z of shift, spread and per-class boundary offset,
+    and the worst region finding's severity."""
+    from seglib.outliers.base import robust_z, z_score
+
+    def one_sided(x):
+        return np.clip(robust_z(np.asarray(x, float)), 0, None)
+
+    z = np.maximum(one_sided([np.hypot(*m.shift) for m in ms]), one_sided([m.spread for m in ms]))
+    for c in sorted({c for m in ms for c in m.offsets}):
+        rows = [k for k, m in enumerate(ms) if c in m.offsets]
+        zc = np.abs(robust_z(np.array([ms[k].offsets[c] for k in rows])))
+        z[rows] = np.maximum(z[rows], zc)
+    aux = np.array([z_score(v) for v in z])
+    severity = np.array([m.severity for m in ms])
+    return 1 - (1 - score) * (1 - aux) * (1 - severity)
 
 
 def train_run(cfg_kwargs: dict, data: str, out: Path, train_ids=None, val_ids=None) -> Path:
@@ -133,9 +155,11 @@ def one_set(name: str, args, root: Path) -> dict:
     table = scores.table.set_index("image_id")
     oof_soft = (-np.log(np.clip(table["quality"], 1e-12, None))).reindex(ids).to_numpy()
     oof_full = table["score"].reindex(ids).to_numpy()
-
+    ms = [scores.measures[i] for i in ids]
+    surprise = np.array([m.surprise for m in ms])
     rankings = {"(a) detectors": det, "(b) in-sample softmin": insample, "(c) oof softmin": oof_soft,
-                "(d) oof + regions": oof_full}
+                "(d) oof surprise": surprise, "(e) seglib quality": oof_full,
+                "(f) + regions": with_regions(ms, oof_full)}
     metrics = {}
     for label, s in rankings.items():
         row = {"all": ranking_metrics(s, corrupted, np.ones(args.n, bool))}
@@ -144,7 +168,7 @@ def one_set(name: str, args, root: Path) -> dict:
                 row[k] = ranking_metrics(s, kind_of == k, (kind_of == k) | ~corrupted)
         metrics[label] = row
 
-    # The payoff: fix the top N of (d), or N random images, and train again.
+    # The payoff: fix the top N of (e), or N random images, and train again.
     n_bad = int(corrupted.sum())
     if args.no_payoff:
         return {"set": name, "n": args.n, "n_test": args.n_test, "share_per_kind": args.share, "folds": args.folds,
@@ -179,7 +203,7 @@ def print_report(r: dict) -> None:
     print(f"\n== {r['set']}: {r['n']} images ({r['share_per_kind']:.0%} of them per kind), {r['folds']} folds, "
           f"{r['epochs']} epochs; Unet/mobilenet_v2 ==")
     kinds = [k for k in ("all", "dropped", "swapped", "boundary", "shifted", "coarse")
-             if k in r["metrics"]["(d) oof + regions"]]
+             if k in r["metrics"]["(e) seglib quality"]]
     print(f"{'AUPRC':<24}" + "".join(f"{k:>10}" for k in kinds))
     for label, row in r["metrics"].items():
         print(f"{label:<24}" + "".join(f"{row[k]['auprc']:>10.3f}" for k in kinds))

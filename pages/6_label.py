@@ -13,6 +13,7 @@ nav.require_entry()
 loaded = data.with_images()
 
 st.title("Label")
+ed.count_run()
 ed.show_flash()
 image_id = ed.choose_image(loaded)
 work = ed.work_for(loaded, image_id)

@@ -53,6 +53,7 @@ TOOL = P + "tool"          # one of TOOLS
 CLASS = P + "class"        # int: the class the brush and polygon paint
 RADIUS = P + "radius"      # float: brush radius in image pixels
 KEPT = "_kept"             # suffix: a plain key mirroring a widget, so its value outlives the widget
+PARAMS = "_params"         # suffix: what a widget was last drawn with (its range, its labels), see _put
 ALPHA = P + "alpha"        # float: mask opacity on the canvas
 OUTLINE = P + "outline"    # bool: class borders on the canvas
 IGNORE_SHAPE = P + "ignore_shape"   # "brush" | "polygon": how the ignore tool draws
@@ -61,6 +62,8 @@ NOTE = P + "note"          # str: the note saved with the next version
 STALE = P + "stale"        # (image id, Version): a save refused because another came since
 FLASH = P + "flash"        # str: a message for the next run (saved, reverted, ...)
 SECTION = P + "section"    # "Edit" | "History"
+RUNS = P + "runs"          # int: full runs of the page so far (count_run)
+PALETTE_RUN = P + "palette_run"   # int: the full run in which the palette was last drawn
 HIST_NUMBER, HIST_AGAINST = P + "hist_number", P + "hist_against"
 
 TOOLS = {  # key: (label, icon, shortcut, canvas drawing mode)
@@ -250,8 +253,29 @@ def _remembered(key: str, default):
     not drawn in a run, as in the History section, or when its range or labels change with the
     zoom or the image), else ``default``. Written to the widget's key before it is drawn."""
     value = st.session_state.get(key + KEPT, default)
-    st.session_state[key] = value
+    _put(key, value)
     return value
+
+
+def count_run() -> None:
+    """Called at the top of every full run of the page: how :func:`_put` knows whether the palette
+    was drawn in the run before (a fragment rerun does not count)."""
+    st.session_state[RUNS] = st.session_state.get(RUNS, 0) + 1
+
+
+def _put(key: str, value, params=None) -> None:
+    """Write a widget's value before it is drawn, only when needed: every write is sent to the
+    browser and replaces what the widget holds there, so writing the same value each run would
+    drop arrow-key presses that arrive while a rerun is on its way (the slider jumps back). It
+    is needed when the value differs, when the palette was not drawn in the run before (a visit
+    to History) or when the widget's ``params`` changed (a slider's range, a chooser's labels):
+    the browser then builds the widget anew, at its default."""
+    runs = st.session_state.get(RUNS, 0)
+    shown_just_before = st.session_state.get(PALETTE_RUN) in (runs - 1, runs)
+    same_widget = st.session_state.get(key + PARAMS) == params
+    st.session_state[key + PARAMS] = params
+    if not (shown_just_before and same_widget) or key not in st.session_state or st.session_state[key] != value:
+        st.session_state[key] = value
 
 
 def _keep(key: str) -> None:
@@ -318,7 +342,8 @@ def palette(loaded: Loaded, work: Work, tool: str) -> tuple[int | None, float]:
     scale = math.sqrt(sx * sy)
     top = radius_limit(scale)
     # until the user picks a radius it is a few screen pixels at whatever zoom is shown
-    st.session_state[RADIUS] = min(max(float(st.session_state.get(RADIUS + KEPT) or default_radius(scale)), 0.5), top)
+    wanted = min(max(float(st.session_state.get(RADIUS + KEPT) or default_radius(scale)), 0.5), top)
+    _put(RADIUS, wanted, (top, _drawing_mode(tool)))
     radius = st.slider("Brush radius (image pixels)", 0.5, top, step=0.5, key=RADIUS, on_change=_keep, args=(RADIUS,),
                        disabled=_drawing_mode(tool) != "freedraw",
                        help=f"Until you set it: {SCREEN_RADIUS} screen pixels at the zoom shown")
@@ -328,10 +353,11 @@ def palette(loaded: Loaded, work: Work, tool: str) -> tuple[int | None, float]:
     _remembered(OUTLINE, False)
     st.toggle("Class outlines", key=OUTLINE, on_change=_keep, args=(OUTLINE,))
     h, w = work.mask.shape
-    st.session_state[ZOOM] = zoom()   # the user's zoom, or fit (a zoom no longer offered too)
+    _put(ZOOM, zoom(), (h, w))   # the user's zoom, or fit (a zoom no longer offered too)
     st.selectbox("Canvas zoom", ZOOMS, key=ZOOM, format_func=lambda z: zoom_label(z, h, w), on_change=_keep,
                  args=(ZOOM,), help="How many screen pixels an image pixel takes; fit: as large as the column "
                                     f"allows. A canvas has at most {MAX_CANVAS_SIDE:,} px on a side.")
+    st.session_state[PALETTE_RUN] = st.session_state.get(RUNS, 0)
     return class_id, float(radius)
 
 

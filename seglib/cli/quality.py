@@ -20,7 +20,7 @@ def _quality_args(p):
     add_train_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true",
-                   help='print {"folds", "runs", "images": [{"image_id", "score", "quality", "issue_pixels", '
+                   help='print {"folds", "runs", "images": [{"image_id", "score", "quality", "surprise", "issue_pixels", '
                         '"reasons"}]}, most suspicious first')
 
 

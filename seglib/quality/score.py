@@ -3,7 +3,7 @@ the region and boundary checks of :mod:`seglib.quality.regions`, and one suspici
 
 Each image is predicted by the fold model that never trained on it (:mod:`seglib.quality.folds`);
 the model sees it as its run trained (windows of its crop on big images). Per image this keeps a
-few numbers (softmin quality, the worst region's severity, the boundary fit) and the findings'
+few numbers (softmin quality, top surprise, the worst region's severity, the boundary fit) and the findings'
 small masks; the dataset-level step compares those numbers across images (a robust z per
 measure, as the outlier detectors do), so a model that is a little off everywhere flags
 nothing while a label off in one way stands out.
@@ -32,9 +32,10 @@ from ..predict.run import member_plans, probs_batches, resolve_device
 from ..train.runs import CheckpointError
 from .folds import fold_dir
 from .regions import Edge, Finding, find_regions
+from .surprise import TOP_SHARE, class_thresholds, top_surprise
 
 SCORES_JSON, SCORES_NPZ = "label_scores.json", "label_scores.npz"
-SCORE_VERSION = 1
+SCORE_VERSION = 2     # 2: the top-surprise measure (older files are scored again)
 CHUNK = 64            # images cleanlab's issue map is estimated over at once (its per-class thresholds)
 FLAG_Z = 4.0          # robust SDs: a measure this far from the dataset's usual says why in words
 REGION_FLAG = 0.3     # a region finding with this severity or more is a reason
@@ -58,6 +59,7 @@ class ImageMeasures:
     edge_px: dict[str, int] = field(default_factory=dict)
     shift: tuple[float, float] = (0.0, 0.0)
     spread: float = 0.0
+    surprise: float = 0.0              # mean surprise of its most surprising pixels (seglib.quality.surprise)
     mask_version: int = 0              # the corrected mask version scored (0: the file's mask)
     shape: tuple[int, int] = (0, 0)
 
@@ -115,11 +117,13 @@ class LabelScores:
     def to_json(self) -> dict:
         """The ``seglib quality --json`` document: every labeled image, most suspicious first."""
         images = [{"image_id": r.image_id, "score": float(r.score), "quality": float(r.quality),
+                   "surprise": float(self.measures[r.image_id].surprise) if r.image_id in self.measures else None,
                    "issue_pixels": int(r.issue_pixels), "reasons": list(r.reasons), "fold": int(r.fold),
                    "mask_version": int(r.mask_version),
                    "regions": [_finding_meta(f) for f in self.findings.get(r.image_id, [])]}
                   for r in self.table.itertuples()]
-        images += [{"image_id": i, "score": None, "quality": None, "issue_pixels": None, "reasons": [why],
+        images += [{"image_id": i, "score": None, "quality": None, "surprise": None, "issue_pixels": None,
+                    "reasons": [why],
                     "fold": None} for i, why in self.unscored.items()]
         return {"folds": self.folds, "runs": self.runs, "images": images}
 
@@ -202,16 +206,18 @@ def score_labels(ds, out: str | Path, *, folds: int | None = None, device: str |
                 measures[image_id] = _measures(image_id, f, found.edge, found.findings, versions.get(image_id, 0),
                                                found.shape)
             chunker.add(batch.ids, y, p, layout)
-            for image_id, q, grid, packed, n_issue in chunker.flush(force=False):
-                measures[image_id].quality, measures[image_id].issue_pixels = q, n_issue
+            for image_id, q, u, grid, packed, n_issue in chunker.flush(force=False):
+                measures[image_id].quality, measures[image_id].surprise = q, u
+                measures[image_id].issue_pixels = n_issue
                 issues[image_id] = (grid, packed)
             done += len(batch.ids)
             if progress is not None:
                 progress(done, total)
             if should_stop is not None and should_stop():
                 raise InterruptedError("scoring cancelled")
-        for image_id, q, grid, packed, n_issue in chunker.flush(force=True):
-            measures[image_id].quality, measures[image_id].issue_pixels = q, n_issue
+        for image_id, q, u, grid, packed, n_issue in chunker.flush(force=True):
+            measures[image_id].quality, measures[image_id].surprise = q, u
+            measures[image_id].issue_pixels = n_issue
             issues[image_id] = (grid, packed)
     table = rank(measures, findings, layout)
     scores = LabelScores(k, [str(m.run_dir) for m in members], table, findings, measures, issues, unscored,
@@ -260,9 +266,10 @@ class _IssueChunks:
             labels, probs = np.concatenate(g["y"]).astype(np.int64), np.concatenate(g["p"])
             quality, _ = get_label_quality_scores(labels, probs, method="softmin", verbose=False)
             issue = find_label_issues(labels, probs, n_jobs=1, verbose=False)
+            surprise = top_surprise(labels, probs, class_thresholds(labels, probs))
             scale = (shape[0] * shape[1]) / (labels.shape[1] * labels.shape[2])
-            for i, q, m in zip(g["ids"], quality, issue, strict=True):
-                yield i, float(q), tuple(m.shape), np.packbits(m.reshape(-1)), int(round(m.sum() * scale))
+            for i, q, m, u in zip(g["ids"], quality, issue, surprise, strict=True):
+                yield i, float(q), float(u), tuple(m.shape), np.packbits(m.reshape(-1)), int(round(m.sum() * scale))
             del self.groups[shape]
 
 
@@ -274,9 +281,14 @@ def _one_sided(x: np.ndarray) -> np.ndarray:
 
 
 def rank(measures: dict[str, ImageMeasures], findings: dict[str, list[Finding]], layout: Layout) -> pd.DataFrame:
-    """The table: each image's suspicion from how far its measures sit from the dataset's usual
-    (softmin quality on a log scale; per class, the boundary offset against that class's usual
-    offset; the shift; the spread) combined with its worst region finding, and the reasons."""
+    """The table: each image's suspicion and the reasons in words.
+
+    The suspicion is how far two measures sit above the dataset's usual, in robust SDs, summed:
+    cleanlab's softmin quality (on a log scale) and the top surprise
+    (:mod:`seglib.quality.surprise`). The boundary offsets, shift, spread and region findings
+    only explain (as reasons, and the regions on the Label page): measured on realistic
+    injected errors, adding them to the suspicion ranked worse, because clean images have long
+    tails in each (``bench/bench_label_errors.py``; README, Measured)."""
     ids = list(measures)
     names = layout.class_names
     n = len(ids)
@@ -285,6 +297,7 @@ def rank(measures: dict[str, ImageMeasures], findings: dict[str, list[Finding]],
                                      "mask_version", "n_regions"])
     ms = [measures[i] for i in ids]
     z_quality = _one_sided(-np.log(np.clip([m.quality for m in ms], 1e-12, None)))
+    z_surprise = _one_sided(np.array([m.surprise for m in ms]))
     shift = np.array([np.hypot(*m.shift) for m in ms])
     z_shift = _one_sided(shift)
     z_spread = _one_sided(np.array([m.spread for m in ms]))
@@ -299,9 +312,7 @@ def rank(measures: dict[str, ImageMeasures], findings: dict[str, list[Finding]],
         for k, zk, ok in zip(rows, z, big, strict=True):
             if ok and zk > z_offset[k]:
                 z_offset[k], worst_class[k] = zk, c
-    severity = np.array([m.severity for m in ms])
-    z_all = np.maximum.reduce([z_quality, z_shift * (shift >= MIN_OFFSET_PX), z_spread, z_offset])
-    score = 1.0 - (1.0 - np.array([z_score(z) for z in z_all])) * (1.0 - severity)
+    score = np.array([z_score(z) for z in z_quality + z_surprise])
     reasons = []
     for k, m in enumerate(ms):
         words = []
@@ -321,6 +332,9 @@ def rank(measures: dict[str, ImageMeasures], findings: dict[str, list[Finding]],
         if z_spread[k] >= FLAG_Z:
             words.append(f"outlines {m.spread:.1f} px off the model's on average (coarse or sloppy edges; "
                          f"{z_spread[k]:.0f} robust SDs above the usual)")
+        if z_surprise[k] >= FLAG_Z:
+            words.append(f"the model is confidently against the label on its worst {TOP_SHARE:.1%} of pixels "
+                         f"(top surprise {m.surprise:.2g}; {z_surprise[k]:.0f} robust SDs above the usual)")
         if z_quality[k] >= FLAG_Z:
             words.append(f"label quality {m.quality:.2g} (cleanlab softmin; {z_quality[k]:.0f} robust SDs under "
                          f"the usual): the model disagrees confidently with {m.issue_pixels:,} px")
