@@ -242,3 +242,19 @@ def test_a_quality_job_trains_the_folds_scores_and_goes_on_after_a_cancel(tiny, 
         jobs.shutdown()
     with pytest.raises(ConfigError, match="for 50 folds"):
         JobManager(tmp_path / "other").submit_quality(_cfg(tiny[0]), out, folds=50)
+
+
+def test_folds_train_side_by_side_one_per_device_and_are_reused_after(tiny, tmp_path):
+    import threading
+
+    out = tmp_path / "q"
+    cfg = _cfg(tiny[0])
+    threads, lines = set(), []
+    results = cross_validate(cfg, out, 3, log=lines.append, devices=["cpu", "cpu"],
+                             on_fold=lambda plan: threads.add(threading.current_thread().name))
+    assert sorted(r["fold"] for r in results) == [0, 1, 2] and all(r["status"] == "done" for r in results)
+    assert len(threads) == 2, "two folds at once, each on a free device"
+    assert sum("(cpu)" in m for m in lines) == 3
+    assert [p.action for p in plan_folds(cfg, out, 3, log=lambda m: None)] == ["reuse"] * 3
+    ds = open_dataset(tiny[0])
+    assert sorted(score_labels(ds, out, device="cpu").table.image_id) == sorted(ds.labeled_ids)

@@ -16,12 +16,15 @@ def _quality_args(p):
     p.add_argument("--folds", type=int, default=5, help="K, the number of fold models (default 5)")
     p.add_argument("--score-only", action="store_true",
                    help="train nothing: score with the fold runs already in --out")
+    p.add_argument("--devices", default="",
+                   help="train folds side by side, one per device: e.g. cuda:0,cuda:1 (default: one after the "
+                        "other on --device); each fold takes the next free device")
     p.add_argument("--top", type=int, default=20, help="without --json: how many images to list (default 20)")
     add_train_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true",
-                   help='print {"folds", "runs", "images": [{"image_id", "score", "quality", "surprise", "issue_pixels", '
-                        '"reasons"}]}, most suspicious first')
+                   help='print {"folds", "runs", "images": [{"image_id", "score", "quality", "surprise", '
+                        '"issue_pixels", "reasons"}]}, most suspicious first')
 
 
 def cmd_quality(args) -> int:
@@ -37,8 +40,11 @@ def cmd_quality(args) -> int:
     log = (lambda _m: None) if args.quiet and args.json else (lambda m: print(m, file=sys.stderr))
     try:
         if not args.score_only:
-            results = cross_validate(cfg, args.out, args.folds, callbacks=[] if args.quiet else [ProgressBar()],
-                                     log=log)
+            devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+            side_by_side = len(devices) > 1     # one progress bar would be fed by several trainings at once
+            results = cross_validate(cfg, args.out, args.folds,
+                                     callbacks=[] if args.quiet or side_by_side else [ProgressBar()], log=log,
+                                     devices=devices)
             stopped = [r for r in results if r["status"] != "done"]
             if stopped:
                 r = stopped[0]

@@ -1,4 +1,4 @@
-"""Train (or reuse) the K fold runs of out-of-fold label quality, one after the other.
+"""Train (or reuse) the K fold runs of out-of-fold label quality, one after the other or one per device.
 
     OUT/
       quality.json          what was asked: K, the base TrainConfig, the fold of every image
@@ -12,7 +12,11 @@ this twice trains nothing the second time, and a cancel loses no finished epoch.
 from __future__ import annotations
 
 import json
+import queue
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from ..atomic import atomic_write
@@ -79,36 +83,67 @@ def read_manifest(out: str | Path) -> dict | None:
 
 def cross_validate(base: TrainConfig, out: str | Path, k: int = DEFAULT_FOLDS, *, callbacks=(),
                    log: Callable[[str], None] = print, should_stop: Callable[[], bool] | None = None,
-                   on_fold: Callable[[FoldPlan], None] | None = None) -> list[dict]:
-    """Train what :func:`plan_folds` says, fold by fold. Returns one dict per fold: fold, run,
-    action, why, status ("done", or "cancelled"/"failed" for the fold that stopped: the later
-    folds are not started). ``callbacks`` go to each fold's ``train``; ``on_fold`` is told when
-    a fold starts (the job manager's progress across folds)."""
-    from ..train.engine import train
-
+                   on_fold: Callable[[FoldPlan], None] | None = None,
+                   devices: Sequence[str] | None = None) -> list[dict]:
+    """Train what :func:`plan_folds` says. Returns one dict per fold started: fold, run, action,
+    why, status ("done", or "cancelled"/"failed" for a fold that stopped: no later fold is
+    started). ``callbacks`` go to each fold's ``train``; ``on_fold`` is told when a fold starts
+    (the job manager's progress across folds). With several ``devices`` (``["cuda:0",
+    "cuda:1"]``) folds train side by side, one per device, each taking the next free one;
+    otherwise one after the other on ``base.device``."""
     plans = plan_folds(base, out, k, log)
     write_manifest(out, base, plans)
-    results = []
-    for plan in plans:
-        if should_stop is not None and should_stop():
-            results.append(_row(plan, "cancelled"))
-            break
+    devices = list(devices or [])
+    stopped = threading.Event()
+
+    def stop() -> bool:
+        return stopped.is_set() or (should_stop is not None and should_stop())
+
+    def run_fold(plan: FoldPlan, device: str | None) -> dict:
+        if stop():
+            return _row(plan, "cancelled")
         if on_fold is not None:
             on_fold(plan)
         if plan.action == "reuse":
             log(f"fold {plan.fold + 1}/{k}: reused ({plan.why})")
-            results.append(_row(plan, "done"))
-            continue
+            return _row(plan, "done")
         aside = make_room(plan)
         if aside is not None:
             log(f"fold {plan.fold + 1}/{k}: the run there was {plan.why}; moved to {aside.name}")
+        cfg = plan.config if device is None else replace(plan.config, device=device)
         log(f"fold {plan.fold + 1}/{k}: {'resuming' if plan.action == 'resume' else 'training'} "
-            f"on {len(plan.config.train_ids or [])} images, holding out {len(plan.config.val_ids or [])}")
-        result = train(plan.config, plan.run_dir, callbacks, resume=plan.action == "resume")
-        results.append(_row(plan, result["status"]))
-        if result["status"] != "done":
-            break
-    return results
+            f"on {len(cfg.train_ids or [])} images, holding out {len(cfg.val_ids or [])}"
+            + (f" ({device})" if device else ""))
+        from ..train.engine import train
+
+        status = train(cfg, plan.run_dir, callbacks, resume=plan.action == "resume")["status"]
+        if status != "done":
+            stopped.set()
+        return _row(plan, status)
+
+    if len(devices) <= 1:
+        results = []
+        for plan in plans:
+            results.append(run_fold(plan, devices[0] if devices else None))
+            if results[-1]["status"] != "done":
+                break
+        return results
+    free: queue.Queue[str] = queue.Queue()
+    for d in devices:
+        free.put(d)
+
+    def on_a_free_device(plan: FoldPlan) -> dict:
+        device = free.get()
+        try:
+            return run_fold(plan, device)
+        finally:
+            free.put(device)
+
+    with ThreadPoolExecutor(max_workers=len(devices), thread_name_prefix="fold") as pool:
+        results = list(pool.map(on_a_free_device, plans))
+    # as one after the other would: the folds up to the first that did not finish
+    first_bad = next((n for n, r in enumerate(results) if r["status"] != "done"), len(results))
+    return [r for n, r in enumerate(results) if n <= first_bad or r["status"] == "done"]
 
 
 def _row(plan: FoldPlan, status: str) -> dict:
