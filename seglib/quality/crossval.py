@@ -85,12 +85,12 @@ def cross_validate(base: TrainConfig, out: str | Path, k: int = DEFAULT_FOLDS, *
                    log: Callable[[str], None] = print, should_stop: Callable[[], bool] | None = None,
                    on_fold: Callable[[FoldPlan], None] | None = None,
                    devices: Sequence[str] | None = None) -> list[dict]:
-    """Train what :func:`plan_folds` says. Returns one dict per fold started: fold, run, action,
-    why, status ("done", or "cancelled"/"failed" for a fold that stopped: no later fold is
-    started). ``callbacks`` go to each fold's ``train``; ``on_fold`` is told when a fold starts
-    (the job manager's progress across folds). With several ``devices`` (``["cuda:0",
-    "cuda:1"]``) folds train side by side, one per device, each taking the next free one;
-    otherwise one after the other on ``base.device``."""
+    """Train what :func:`plan_folds` says. Returns one dict per fold: fold, run, action, why,
+    status ("done", or "cancelled"/"failed" for a fold that stopped: no later fold is started;
+    one after the other, the list ends there). ``callbacks`` go to each fold's ``train``;
+    ``on_fold`` is told when a fold starts (the job manager's progress across folds). With
+    several ``devices`` (``["cuda:0", "cuda:1"]``) folds train side by side, one per device,
+    each taking the next free one; otherwise one after the other on ``base.device``."""
     plans = plan_folds(base, out, k, log)
     write_manifest(out, base, plans)
     devices = list(devices or [])
@@ -140,10 +140,7 @@ def cross_validate(base: TrainConfig, out: str | Path, k: int = DEFAULT_FOLDS, *
             free.put(device)
 
     with ThreadPoolExecutor(max_workers=len(devices), thread_name_prefix="fold") as pool:
-        results = list(pool.map(on_a_free_device, plans))
-    # as one after the other would: the folds up to the first that did not finish
-    first_bad = next((n for n, r in enumerate(results) if r["status"] != "done"), len(results))
-    return [r for n, r in enumerate(results) if n <= first_bad or r["status"] == "done"]
+        return list(pool.map(on_a_free_device, plans))   # every fold: those not started say "cancelled"
 
 
 def _row(plan: FoldPlan, status: str) -> dict:
