@@ -1,11 +1,12 @@
 """Label: fix a mask in the browser. Paint with a brush, erase, fill a polygon or a connected
-region, set a region to the ignore class; undo and redo; save as a new version (the file is never
+region, set a region to the ignore class; one-click tools (SAM 2 clicks and boxes, superpixels,
+snap to a trained run's prediction); undo and redo; save as a new version (the file is never
 written); a trained run's prediction to accept region by region; the image's history, diff and
 revert; the unlabeled images to label next, least sure first. Other pages link here with
 ``?image=ID``."""
 import streamlit as st
 
-from ui import data, label_next, nav
+from ui import click_tools, data, label_next, nav
 from ui import edit_assist as assist
 from ui import editor as ed
 
@@ -38,8 +39,10 @@ def editor(loaded, work, next_id):
         tool = ed.toolbar(loaded)
     with right:
         class_id, radius = ed.palette(loaded, work, tool)
+        click_tools.options(loaded, work, tool)
     with left:
-        ed.canvas(loaded, work, tool, class_id, radius)
+        ed.canvas(loaded, work, tool, class_id, radius, click_tools.Hooks(loaded))
+        click_tools.proposal_row(loaded, work, tool, class_id)
         ed.save_row(loaded, work, next_id)
     assist.assist_panel(loaded, work)
 

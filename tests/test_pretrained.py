@@ -59,20 +59,6 @@ def fake_hub_weights(cache: Path, encoder: str, name: str, seed: int = 0) -> dic
     return state
 
 
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch):
-    """An empty hub cache in tmp for this process and its children (the CLI), offline."""
-    from huggingface_hub import constants
-
-    cache = tmp_path / "hf" / "hub"
-    cache.mkdir(parents=True)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    return cache
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny-pre") / "tiny.npz"
@@ -208,7 +194,9 @@ def test_missing_weights_fail_in_one_line_naming_the_fetch(hub_cache, tiny, tmp_
 def test_cli_weights_list_and_fetch_offline(hub_cache):
     empty = _cli("weights", "list", "--json")
     assert empty.returncode == 0, empty.stderr
-    assert json.loads(empty.stdout) == {"cache": str(hub_cache), "weights": []}
+    doc = json.loads(empty.stdout)
+    assert doc["cache"] == str(hub_cache) and doc["weights"] == []
+    assert doc["sam2"] and not any(m["cached"] for m in doc["sam2"]), "SAM 2 models listed, none cached"
     fake_hub_weights(hub_cache, "mobilenet_v2", "imagenet")
     listed = json.loads(_cli("weights", "list", "--json").stdout)
     rows = [(r["encoder"], r["weights"], r["cached"]) for r in listed["weights"]]

@@ -63,6 +63,27 @@ def reject(image_id: str, key: str) -> None:
     _rejected(image_id).add(key)
 
 
+def current_prediction(loaded: Loaded, work: ed.Work) -> tuple[np.ndarray | None, str]:
+    """The prediction of the runs chosen in the panel for Snap to model, or (None, why not)."""
+    runs = st.session_state.get(RUNS) or []
+    if not st.session_state.get(ON) or not runs:
+        return None, "Snap takes a trained run's prediction: turn on Model assist below and choose a run."
+    mods = _modules()
+    if mods is None:
+        return None, "Model assist is not available in this version."
+    from . import compare
+
+    ds = loaded.ds
+    try:
+        pred = _predict(str(ds.source), work.image_id, tuple(runs), tuple(compare._identity(r) for r in runs),
+                        st.session_state.get(ENSEMBLE, "mean"), bool(st.session_state.get(TTA)), ds, mods[1])
+    except (mods[1].AssistError, ValueError, OSError) as e:
+        return None, str(e)
+    if pred.shape != work.mask.shape:
+        return None, "The prediction's size differs from the mask's."
+    return pred, ""
+
+
 def assist_panel(loaded: Loaded, work: ed.Work) -> None:
     from . import label_errors
 

@@ -72,7 +72,15 @@ TOOLS = {  # key: (label, icon, shortcut, canvas drawing mode)
     "polygon": ("Polygon", ":material/pentagon:", "P", "polygon"),
     "fill": ("Fill", ":material/format_color_fill:", "F", "point"),
     "ignore": ("Ignore", ":material/block:", "I", "freedraw"),
+    # one-click tools (ui/click_tools.py): their canvas mode follows the prompt kind
+    "sam2": ("SAM 2", ":material/ads_click:", "S", "point"),
+    "superpixel": ("Superpixel", ":material/grid_view:", "X", "freedraw"),
+    "snap": ("Snap to model", ":material/model_training:", "M", "point"),
 }
+CLICK_TOOLS = ("sam2", "superpixel", "snap")
+PROMPT = P + "prompt"      # "add" | "remove" | "box": what a SAM 2 / Snap click on the canvas is
+PROMPTS = {"add": ("Add", ":material/add_circle:", "A"), "remove": ("Remove", ":material/do_not_disturb_on:", "D"),
+           "box": ("Box", ":material/crop_free:", "O")}
 QUEUES = {"review": "Review queue (needs relabel, flagged)", "all": "All images",
           "corrected": "Corrected images", "unlabeled": "Unlabeled images",
           "label_next": "Label next (unlabeled, least sure first)"}
@@ -236,15 +244,34 @@ def toolbar(loaded: Loaded) -> str:
     ignore_id = raster.ignore_class(cmap)
     if st.session_state[TOOL] == "ignore" and ignore_id is None:
         st.session_state[TOOL] = "brush"
-    cols = st.columns(5)
-    for col, (key, (label, icon, short, _mode)) in zip(cols, TOOLS.items(), strict=False):
+    draw = [k for k in TOOLS if k not in CLICK_TOOLS]
+    cols = st.columns(len(draw)) + st.columns([1, 1, 1.3])
+    for col, (key, (label, icon, short, _mode)) in zip(cols, TOOLS.items(), strict=True):
         none = key == "ignore" and ignore_id is None
         col.button(label, icon=icon, key=f"{P}tool_{key}", shortcut=short, width="stretch",
                    type="primary" if st.session_state[TOOL] == key else "secondary", disabled=none,
                    on_click=_set, args=(TOOL, key),
                    help=f"{label} ({short})" + (": this class map marks no class as ignore (add \"ignore\": true "
                                                 "to a class in classes.json)" if none else ""))
-    return st.session_state[TOOL]
+    tool = st.session_state[TOOL]
+    if tool in ("sam2", "snap"):
+        st.session_state.setdefault(PROMPT, "add")
+        kinds = ["add", "remove", "box"] if tool == "sam2" else ["add", "box"]
+        if prompt() not in kinds:
+            st.session_state[PROMPT] = "add"
+        row = st.columns(len(kinds) + 2)
+        for col, kind in zip(row, kinds, strict=False):
+            label, icon, short = PROMPTS[kind]
+            label = "Click" if tool == "snap" and kind == "add" else label
+            col.button(label, icon=icon, key=f"{P}prompt_{kind}", shortcut=short, width="stretch",
+                       type="primary" if prompt() == kind else "secondary", on_click=_set, args=(PROMPT, kind),
+                       help=f"{label} ({short})")
+    return tool
+
+
+def prompt() -> str:
+    """What a click of SAM 2 or Snap is: add, remove (SAM 2's negative click) or box."""
+    return st.session_state.get(PROMPT, "add")
 
 
 def _remembered(key: str, default):
@@ -281,6 +308,9 @@ def _put(key: str, value, params=None) -> None:
 def _keep(key: str) -> None:
     """on_change: remember the user's choice under a key Streamlit does not drop."""
     st.session_state[key + KEPT] = st.session_state[key]
+
+
+remembered, keep = _remembered, _keep   # for the one-click tools' settings (ui/click_tools.py)
 
 
 def setting(key: str, default):
@@ -345,7 +375,7 @@ def palette(loaded: Loaded, work: Work, tool: str) -> tuple[int | None, float]:
     wanted = min(max(float(st.session_state.get(RADIUS + KEPT) or default_radius(scale)), 0.5), top)
     _put(RADIUS, wanted, (top, _drawing_mode(tool)))
     radius = st.slider("Brush radius (image pixels)", 0.5, top, step=0.5, key=RADIUS, on_change=_keep, args=(RADIUS,),
-                       disabled=_drawing_mode(tool) != "freedraw",
+                       disabled=_drawing_mode(tool) != "freedraw" or tool in CLICK_TOOLS,
                        help=f"Until you set it: {SCREEN_RADIUS} screen pixels at the zoom shown")
     st.caption(f"Radius {radius:g} image px = {radius * scale:.2g} screen px at this zoom")
     _remembered(ALPHA, 0.5)
@@ -362,6 +392,8 @@ def palette(loaded: Loaded, work: Work, tool: str) -> tuple[int | None, float]:
 
 
 def _drawing_mode(tool: str) -> str:
+    if tool in ("sam2", "snap"):
+        return "rect" if prompt() == "box" else "point"
     if tool == "ignore":
         return "polygon" if setting(IGNORE_SHAPE, "brush") == "polygon" else "freedraw"
     return TOOLS[tool][3]
@@ -373,7 +405,7 @@ def _drawn(value) -> list[dict]:
     return list(drawing.get("objects") or [])
 
 
-def _on_canvas(key: str, work: Work, class_map, scale: tuple[float, float]) -> None:
+def _on_canvas(key: str, work: Work, class_map, scale: tuple[float, float], hooks=None) -> None:
     """The canvas sent its drawing: rasterise the objects not applied yet into the working mask,
     with the tool and class chosen now. A stroke can arrive in the same rerun as the class
     shortcut pressed just before it (the canvas had no time to take the new colour): the class
@@ -385,7 +417,10 @@ def _on_canvas(key: str, work: Work, class_map, scale: tuple[float, float]) -> N
     tool = st.session_state.get(TOOL, "brush")
     class_id = tool_class(tool, st.session_state.get(CLASS, class_map.ids[0]), class_map)
     if new and class_id is not None:
-        apply_drawing(work, new, tool, class_id, scale)
+        if tool in CLICK_TOOLS and hooks is not None:
+            hooks.handle(work, tool, new, class_id, scale)
+        elif tool not in CLICK_TOOLS:
+            apply_drawing(work, new, tool, class_id, scale)
 
 
 def _picture(loaded: Loaded, work: Work, size: tuple[int, int], alpha: float, outline: bool) -> CanvasPicture:
@@ -402,11 +437,12 @@ def _picture(loaded: Loaded, work: Work, size: tuple[int, int], alpha: float, ou
     return pic
 
 
-def canvas(loaded: Loaded, work: Work, tool: str, class_id: int | None, radius: float) -> None:
+def canvas(loaded: Loaded, work: Work, tool: str, class_id: int | None, radius: float, hooks=None) -> None:
     """The canvas: the image with the working mask as its background; what is drawn on it is
     applied to the working mask on arrival, then the canvas is cleared over the new background.
     It scrolls inside a box of the column's width (a 1:1 canvas never runs under the palette),
-    which also hides the canvas's own floating toolbar above it: the page has Undo / Redo."""
+    which also hides the canvas's own floating toolbar above it: the page has Undo / Redo.
+    ``hooks`` (ui/click_tools.Hooks) take the one-click tools' objects and draw their background."""
     from streamlit_drawable_canvas import st_canvas  # registers a component: only under streamlit
 
     h, w = work.mask.shape
@@ -414,20 +450,24 @@ def canvas(loaded: Loaded, work: Work, tool: str, class_id: int | None, radius: 
     pic = _picture(loaded, work, size, float(setting(ALPHA, 0.5)), bool(setting(OUTLINE, False)))
     mode = _drawing_mode(tool)
     color = loaded.ds.class_map.by_id(class_id).color if class_id is not None else "#ff00ff"
+    clicking = tool in CLICK_TOOLS and hooks is not None
+    background = hooks.background(work, tool, pic, class_id) if clicking else pic.data_url()
+    width = 3 if tool == "superpixel" else (raster.canvas_stroke_width(radius, scale) if mode == "freedraw" else 2)
     # one key per image and size: the component stays (a new colour, width or mode reconfigures
     # its tool in place); a new ``editorStep`` clears its drawing
     key = f"{P}canvas_{work.image_id}_{size[0]}x{size[1]}"
     st.html(f"<style>.st-key-{CANVAS_BOX} {{overflow: auto; max-height: {CANVAS_MAX_H + 40}px;}}</style>")
     with st.container(key=CANVAS_BOX):
-        st_canvas(background_image=pic.data_url(), width=size[0], height=size[1], drawing_mode=mode,
-                  stroke_width=raster.canvas_stroke_width(radius, scale) if mode == "freedraw" else 2,
+        st_canvas(background_image=background, width=size[0], height=size[1], drawing_mode=mode,
+                  stroke_width=width,
                   stroke_color=rgba(color, 0.75), fill_color=rgba(color, 0.45), point_display_radius=3,
                   update_streamlit=True, key=key, disabled=class_id is None,
                   initial_drawing={"objects": [], "editorStep": work.gen},
-                  on_change=lambda: _on_canvas(key, work, loaded.ds.class_map, scale))
+                  on_change=lambda: _on_canvas(key, work, loaded.ds.class_map, scale, hooks))
     hints = {"freedraw": "Drag to paint.", "polygon": "Click the corners; click the first corner again to fill.",
              "point": "Click a region to fill it (4-connected pixels of one class)."}
-    st.caption(f"{hints[mode]} {zoom_report(h, w, zoom(), size)}.")
+    hint = hooks.hint(tool) if clicking else hints[mode]
+    st.caption(f"{hint} {zoom_report(h, w, zoom(), size)}.")
 
 
 def save_row(loaded: Loaded, work: Work, next_id: str | None) -> None:

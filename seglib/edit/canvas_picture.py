@@ -59,6 +59,7 @@ class CanvasPicture:
         self._work = None
         self._gen = -1
         self._url: str | None = None
+        self._with: tuple | None = None   # (key, url) of data_url_with's last picture
 
     def restyle(self, alpha: float, outline: bool) -> bool:
         """Change the opacity or the outlines; True when the picture needs a full redraw."""
@@ -95,6 +96,7 @@ class CanvasPicture:
         part = viz.render(self.image[drawn.slices], ids, self.class_map, "overlay", self.alpha, None, self.outline)
         self.picture[target.slices] = part[target.within(drawn)]
         self._url = None
+        self._with = None
 
     def follow(self, work) -> None:
         """Bring the picture up to ``work``'s mask (a :class:`~seglib.edit.session.Work`): only the
@@ -106,6 +108,33 @@ class CanvasPicture:
             if box is not None:
                 self.draw(work.mask, box)
         self._work, self._gen = work, work.gen
+
+    def sample(self, array: np.ndarray) -> np.ndarray:
+        """An image-sized (H, W) array at the canvas size: the pixel under each canvas pixel's centre."""
+        return np.asarray(array)[self.rows[:, None], self.cols[None, :]]
+
+    def data_url_with(self, key, tint: np.ndarray | None = None, color=(255, 0, 255), alpha: float = 0.55,
+                      lines: np.ndarray | None = None, line_color=(255, 255, 0), quality: int = JPEG_QUALITY) -> str:
+        """The picture with a proposal over it, as a JPEG data URL: ``tint`` (bool, canvas size)
+        blended in ``color`` and outlined, ``lines`` (bool, canvas size) drawn in ``line_color``.
+        Encoded once per ``key`` (with the picture unchanged), like :meth:`data_url`."""
+        if self._with is not None and self._with[0] == key:
+            return self._with[1]
+        pic = self.picture.copy()
+        if tint is not None and tint.any():
+            c = np.asarray(color, np.float32)
+            pic[tint] = (pic[tint] * (1 - alpha) + c * alpha).astype(np.uint8)
+            edge = tint & ~cv2.erode(tint.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+            pic[edge] = np.asarray(color, np.uint8)
+        if lines is not None:
+            pic[lines] = np.asarray(line_color, np.uint8)
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(pic).save(buf, "JPEG", quality=quality, subsampling=0)
+        url = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+        self._with = (key, url)
+        return url
 
     def data_url(self, quality: int = JPEG_QUALITY) -> str:
         """The picture as a JPEG ``data:`` URL, encoded once per change. JPEG: a 2000x1800 PNG took

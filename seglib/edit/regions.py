@@ -92,3 +92,19 @@ def accept_prediction(mask: np.ndarray | None, pred: np.ndarray, class_map) -> n
         keep = np.isin(mask, class_map.ignore_ids)
         out[keep] = mask[keep]
     return out
+
+
+def region_at(regions: list[Region], x: float, y: float) -> Region | None:
+    """The listed region holding pixel (round(y), round(x)), or None (a click on agreement)."""
+    j, i = int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
+    for r in regions:
+        y0, x0, y1, x1 = r.bbox
+        if y0 <= i < y1 and x0 <= j < x1 and r._components[i, j] == r._component:
+            return r
+    return None
+
+
+def prediction_in_box(mask: np.ndarray, pred: np.ndarray, box, class_map) -> np.ndarray:
+    """The content of ``box`` (a raster Box) of ``mask`` taking the model's classes there, keeping
+    the pixels the mask marks with an ignore class."""
+    return accept_prediction(mask[box.slices], pred[box.slices], class_map)
