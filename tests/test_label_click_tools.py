@@ -103,3 +103,12 @@ def test_superpixel_and_snap_tools_show_their_settings_and_say_what_snap_needs(a
     _button(at, "Snap to model").click().run()
     assert {"Click", "Box"} <= {b.label for b in at.button} and not any(b.label == "Remove" for b in at.button)
     assert not at.exception
+
+
+def test_fill_by_colour_offers_a_tolerance(app_data, hub_cache):
+    at = _page("fill")
+    radio = at.radio(key=ct.FILL_BY)
+    assert radio.value == "class" and not any(s.label == "Colour tolerance" for s in at.slider)
+    radio.set_value("colour").run()
+    assert not at.exception and any(s.label == "Colour tolerance" for s in at.slider)
+    assert any("about that colour" in c.value for c in at.caption)

@@ -214,3 +214,22 @@ def test_cli_fetch_of_a_cached_sam2_and_a_missing_one(hub_cache):
     missing = run("fetch", "sam2.1-hiera-small")
     assert missing.returncode != 0 and "seglib weights fetch sam2.1-hiera-small" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_the_wand_floods_about_the_clicked_colour_grey_or_rgb():
+    from seglib.edit import wand
+
+    grey = np.zeros((20, 30), np.uint8)
+    grey[5:10, 5:15] = 100
+    grey[6, 6] = 108
+    box, pixels = wand.colour_region(grey, 7, 7, 10)
+    assert box == Box(5, 5, 10, 15) and pixels.sum() == 50
+    assert wand.colour_region(grey, 7, 7, 5)[1].sum() == 49, "108 is beyond a tolerance of 5"
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    rgb[5:10, 5:15] = (200, 10, 10)
+    rgb[2, 2] = (200, 200, 10)
+    assert wand.colour_region(rgb, 7, 7, 10)[1].sum() == 50
+    assert wand.colour_region(rgb, 40, 7) is None
+    tool = wand.click_tool(rgb)
+    m = tool([Click(7, 7, True), Click(0, 0, True), Click(0, 0, False)])
+    assert m.sum() == 50

@@ -14,7 +14,7 @@ import numpy as np
 import streamlit as st
 
 from seglib.data.classmap import hex_to_rgb
-from seglib.edit import raster, regions, sam, superpixels
+from seglib.edit import raster, regions, sam, superpixels, wand
 from seglib.edit.clicks import Click
 from seglib.edit.proposal import Proposal
 from seglib.review import dataset_key
@@ -29,6 +29,9 @@ SAM_MODEL = P + "sam_model"      # str: a sam.MODELS name
 TIMING = P + "timing"            # dict: the last SAM 2 click's seconds (embedding, mask)
 SP_SIZE, SP_COMPACT, SP_METHOD, SP_LINES = P + "sp_size", P + "sp_compact", P + "sp_method", P + "sp_lines"
 NOTICE = P + "notice"            # str: what the last click did not do (shown once)
+FILL_BY = P + "fill_by"          # "class" | "colour": what the Fill tool floods
+TOLERANCE = P + "tolerance"      # int: the colour fill's tolerance (grey levels per channel)
+FILL_KINDS = {"class": "one class in the mask", "colour": "similar colour in the image"}
 SNAP_ACCENT = (255, 0, 255)
 
 
@@ -130,6 +133,21 @@ def _paint_superpixels(loaded: Loaded, work: ed.Work, objects: list[dict], class
     work.edit_box(box, new, "superpixel")
 
 
+def _wand(loaded: Loaded, work: ed.Work, objects: list[dict], class_id: int, scale) -> None:
+    """Fill by colour: each click floods the image's pixels of about its colour with the class."""
+    image = loaded.ds.image(work.image_id)
+    tolerance = float(ed.setting(TOLERANCE, wand.DEFAULT_TOLERANCE))
+    for obj in objects:
+        click, _ = _prompt_of(obj, scale)
+        found = wand.colour_region(image, click.x, click.y, tolerance) if click else None
+        if found is None:
+            continue
+        box, pixels = found
+        new = np.array(work.mask[box.slices], np.uint8, copy=True)
+        new[pixels] = int(class_id)
+        work.edit_box(box, new, "wand")
+
+
 # --- snap to the model -----------------------------------------------------------------------------
 def _snap(loaded: Loaded, work: ed.Work, click: Click | None, box) -> None:
     pred, why = edit_assist.current_prediction(loaded, work)
@@ -169,8 +187,16 @@ class Hooks:
 
     loaded: Loaded
 
+    def takes(self, tool: str) -> bool:
+        """True for the tools whose canvas objects come here (the one-click tools, Fill by colour)."""
+        return tool in ed.CLICK_TOOLS or (tool == "fill" and ed.setting(FILL_BY, "class") == "colour")
+
     def handle(self, work: ed.Work, tool: str, objects: list[dict], class_id: int, scale) -> None:
         """New canvas objects drawn with a one-click tool."""
+        if tool == "fill":
+            _wand(self.loaded, work, objects, class_id, scale)
+            work.gen += 1
+            return
         if tool == "superpixel":
             _paint_superpixels(self.loaded, work, objects, class_id, scale)
             return
@@ -201,6 +227,8 @@ class Hooks:
         return pic.data_url()
 
     def hint(self, tool: str) -> str:
+        if tool == "fill":
+            return "Click a region of the image: its pixels of about that colour take the class."
         if tool == "sam2":
             return {"add": "Click the object: SAM 2 proposes its mask (more clicks refine it).",
                     "remove": "Click where the proposal spills over to take that part out.",
@@ -213,8 +241,17 @@ class Hooks:
 
 # --- the panel beside and below the canvas ------------------------------------------------------------
 def options(loaded: Loaded, work: ed.Work, tool: str) -> None:
-    """The chosen one-click tool's settings (in the palette column)."""
-    if tool == "superpixel":
+    """The chosen one-click tool's settings (in the palette column); Fill's choice of what it floods."""
+    if tool == "fill":
+        ed.remembered(FILL_BY, "class")
+        st.radio("Fill floods", list(FILL_KINDS), key=FILL_BY, format_func=FILL_KINDS.get, on_change=ed.keep,
+                 args=(FILL_BY,), help="One class in the mask: the 4-connected pixels of the clicked class. "
+                                       "Similar colour: a magic wand on the image")
+        if ed.setting(FILL_BY, "class") == "colour":
+            ed.remembered(TOLERANCE, wand.DEFAULT_TOLERANCE)
+            st.slider("Colour tolerance", 1, 80, key=TOLERANCE, on_change=ed.keep, args=(TOLERANCE,),
+                      help="How far (in grey levels, per channel) a pixel may be from the clicked one")
+    elif tool == "superpixel":
         ed.remembered(SP_METHOD, "slic")
         st.selectbox("Superpixels", list(superpixels.METHODS), key=SP_METHOD, format_func=superpixels.METHODS.get,
                      on_change=ed.keep, args=(SP_METHOD,))

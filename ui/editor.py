@@ -417,7 +417,7 @@ def _on_canvas(key: str, work: Work, class_map, scale: tuple[float, float], hook
     tool = st.session_state.get(TOOL, "brush")
     class_id = tool_class(tool, st.session_state.get(CLASS, class_map.ids[0]), class_map)
     if new and class_id is not None:
-        if tool in CLICK_TOOLS and hooks is not None:
+        if hooks is not None and hooks.takes(tool):
             hooks.handle(work, tool, new, class_id, scale)
         elif tool not in CLICK_TOOLS:
             apply_drawing(work, new, tool, class_id, scale)
@@ -450,7 +450,7 @@ def canvas(loaded: Loaded, work: Work, tool: str, class_id: int | None, radius: 
     pic = _picture(loaded, work, size, float(setting(ALPHA, 0.5)), bool(setting(OUTLINE, False)))
     mode = _drawing_mode(tool)
     color = loaded.ds.class_map.by_id(class_id).color if class_id is not None else "#ff00ff"
-    clicking = tool in CLICK_TOOLS and hooks is not None
+    clicking = hooks is not None and hooks.takes(tool)
     background = hooks.background(work, tool, pic, class_id) if clicking else pic.data_url()
     width = 3 if tool == "superpixel" else (raster.canvas_stroke_width(radius, scale) if mode == "freedraw" else 2)
     # one key per image and size: the component stays (a new colour, width or mode reconfigures

@@ -45,11 +45,12 @@ SERVER_PIDS: dict[str, int] = {}   # url -> the streamlit process serving it (te
 
 
 @contextlib.contextmanager
-def running_app(data_dir: Path):
-    """``streamlit run app.py`` on a free loopback port; yields its URL, then stops exactly that process."""
+def running_app(data_dir: Path, env: dict | None = None):
+    """``streamlit run app.py`` on a free loopback port; yields its URL, then stops exactly that process.
+    ``env``: more environment variables for the server (e.g. HF_HUB_CACHE), over the defaults."""
     port = _free_port()
     env = dict(os.environ, SEGLIB_DATA_DIR=str(data_dir), NO_ALBUMENTATIONS_UPDATE="1", HF_HUB_OFFLINE="1",
-               SEGLIB_DATASET_ROOTS=tempfile.gettempdir())  # tests build their datasets in temporary folders
+               SEGLIB_DATASET_ROOTS=tempfile.gettempdir()) | (env or {})  # tests build datasets in temp folders
     log_path = data_dir / f"streamlit-{port}.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
