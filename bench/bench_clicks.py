@@ -204,6 +204,21 @@ def sam_latency(segmenter: sam.Segmenter, repeats: int = 5) -> dict:
     return out
 
 
+def superpixel_latency() -> dict:
+    """Seconds to cut a 480x360 and a 2000x1500 photo-like image into superpixels (once per image
+    and setting; a click after that is a lookup)."""
+    images, _ = street_scenes(1, 1)
+    out = {}
+    for w, h in ((480, 360), (2000, 1500)):
+        image = cv2.resize(images[0], (w, h), interpolation=cv2.INTER_CUBIC)
+        for method in superpixels.METHODS:
+            start = time.perf_counter()
+            superpixels.superpixels(image, size=16 if w == 480 else 32, method=method)
+            out[f"{method} {w}x{h}"] = time.perf_counter() - start
+            print(f"superpixels {method} on {w}x{h}: {out[f'{method} {w}x{h}']:.2f} s", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, of {', '.join(SETS)}")
@@ -235,6 +250,7 @@ def main() -> None:
             results["sets"][name] = got
     timed = segmenter or sam.Segmenter.random(device="cpu")
     results["sam2_latency"] = {"model": timed.name, "device": timed.device, **sam_latency(timed)}
+    results["superpixel_seconds"] = superpixel_latency()
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

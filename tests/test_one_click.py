@@ -233,3 +233,13 @@ def test_the_wand_floods_about_the_clicked_colour_grey_or_rgb():
     tool = wand.click_tool(rgb)
     m = tool([Click(7, 7, True), Click(0, 0, True), Click(0, 0, False)])
     assert m.sum() == 50
+
+
+def test_big_images_are_cut_at_a_reduced_size_and_scaled_back():
+    rng = np.random.default_rng(2)
+    image = (np.kron(rng.integers(0, 255, (10, 12, 3)), np.ones((30, 30, 1)))).astype(np.uint8)   # 300x360
+    seg = superpixels.superpixels(image, size=20, max_pixels=20_000)
+    assert seg.shape == (300, 360) and seg.dtype == np.int32
+    assert len(np.unique(seg)) > 20, "still many regions"
+    box, pixels = superpixels.pick(seg, [(15.0, 15.0)])
+    assert pixels.any() and box.y0 == 0

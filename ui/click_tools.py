@@ -305,7 +305,9 @@ def proposal_row(loaded: Loaded, work: ed.Work, tool: str, class_id: int | None)
     timing = st.session_state.get(TIMING)
     if not prop.empty:
         n_pos = sum(cl.positive for cl in prop.clicks)
-        what = f"{n_pos} add, {len(prop.clicks) - n_pos} remove click(s)" + (" and a box" if prop.box else "")
+        parts = [f"{n} {kind} click{'s' if n != 1 else ''}" for n, kind in
+                 ((n_pos, "add"), (len(prop.clicks) - n_pos, "remove")) if n] + (["a box"] if prop.box else [])
+        what = " and ".join(parts)
         took = ""
         if timing:
             took = (f" · {timing['seconds']:.2f} s on {timing['device']}"

@@ -11,6 +11,9 @@
   and accepting one, or the whole prediction.
 - :mod:`.assist`: one image's prediction by a trained run or an ensemble.
 - :mod:`.label_next`: unlabeled images ranked for labeling.
+- One-click segmentation: :mod:`.sam` (SAM 2 through transformers, from the Hugging Face cache),
+  :mod:`.superpixels` (SLIC, Felzenszwalb), :mod:`.wand` (fill by colour), :mod:`.proposal` (a
+  mask shown before it is applied) and :mod:`.clicks` (the standard click simulator, NoC@85/90).
 
 Nothing here imports streamlit.
 """

@@ -21,18 +21,30 @@ from .raster import Box
 METHODS = {"slic": "SLIC (even regions)", "felzenszwalb": "Felzenszwalb (follows colour edges)"}
 DEFAULT_SIZE = 24
 DEFAULT_COMPACTNESS = 10.0
+MAX_PIXELS = 1_000_000   # a bigger image is cut at a reduced size, its regions scaled back (nearest)
 
 
 def superpixels(image: np.ndarray, size: int = DEFAULT_SIZE, compactness: float = DEFAULT_COMPACTNESS,
-                method: str = "slic") -> np.ndarray:
-    """int32 (H, W) region ids 0..n-1 of ``image`` (grey or colour, any dtype viz reads) cut into
-    regions of about ``size`` pixels on a side."""
+                method: str = "slic", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """int32 (H, W) region ids of ``image`` (grey or colour, any dtype viz reads) cut into
+    regions of about ``size`` pixels on a side. An image over ``max_pixels`` is cut at a reduced
+    size and its regions scaled back: a 2000x1500 photo in about a second instead of four (SLIC)
+    or eight (Felzenszwalb); the region borders are then as coarse as the reduction."""
+    import cv2
+
+    full = viz.to_rgb(image)
+    fh, fw = full.shape[:2]
+    factor = min(1.0, float(np.sqrt(max_pixels / (fh * fw))))
+    if factor < 1.0:
+        small = cv2.resize(full, (max(1, round(fw * factor)), max(1, round(fh * factor))), interpolation=cv2.INTER_AREA)
+        seg = superpixels(small, max(2, round(size * factor)), compactness, method, max_pixels=small.size)
+        return np.ascontiguousarray(cv2.resize(seg, (fw, fh), interpolation=cv2.INTER_NEAREST), dtype=np.int32)
     from skimage.segmentation import felzenszwalb, slic
 
     if method not in METHODS:
         raise ValueError(f"superpixel method {method!r}: one of {', '.join(METHODS)}")
     size = max(int(size), 2)
-    rgb = viz.to_rgb(image)
+    rgb = full
     h, w = rgb.shape[:2]
     if method == "slic":
         n = max(1, round(h * w / (size * size)))
