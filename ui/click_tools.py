@@ -28,11 +28,17 @@ PROPOSALS = P + "proposals"      # dict[(dataset key, image id)] -> Proposal
 SAM_MODEL = P + "sam_model"      # str: a sam.MODELS name
 TIMING = P + "timing"            # dict: the last SAM 2 click's seconds (embedding, mask)
 SP_SIZE, SP_COMPACT, SP_METHOD, SP_LINES = P + "sp_size", P + "sp_compact", P + "sp_method", P + "sp_lines"
-NOTICE = P + "notice"            # str: what the last click did not do (shown once)
+NOTICE = P + "notice"            # (str, time): what the last click did not do, shown for NOTICE_SECONDS
+NOTICE_SECONDS = 8
 FILL_BY = P + "fill_by"          # "class" | "colour": what the Fill tool floods
 TOLERANCE = P + "tolerance"      # int: the colour fill's tolerance (grey levels per channel)
 FILL_KINDS = {"class": "one class in the mask", "colour": "similar colour in the image"}
 SNAP_ACCENT = (255, 0, 255)
+
+
+def notice(text: str) -> None:
+    """Say what a click did not do, under the canvas."""
+    st.session_state[NOTICE] = (text, time.time())
 
 
 def proposal(loaded: Loaded, image_id: str) -> Proposal:
@@ -66,7 +72,7 @@ def segmenter() -> tuple[sam.Segmenter | None, str]:
 def _sam_prompt(loaded: Loaded, work: ed.Work, prop: Proposal, click: Click | None, box) -> None:
     seg, why = segmenter()
     if seg is None:
-        st.session_state[NOTICE] = why
+        notice(why)
         return
     image = loaded.ds.image(work.image_id)
     key = f"{dataset_key(loaded.ds)}/{work.image_id}"
@@ -152,13 +158,13 @@ def _wand(loaded: Loaded, work: ed.Work, objects: list[dict], class_id: int, sca
 def _snap(loaded: Loaded, work: ed.Work, click: Click | None, box) -> None:
     pred, why = edit_assist.current_prediction(loaded, work)
     if pred is None:
-        st.session_state[NOTICE] = why
+        notice(why)
         return
     cmap = loaded.ds.class_map
     if click is not None:
         found = regions.region_at(regions.disagreement_regions(work.mask, pred, cmap), click.x, click.y)
         if found is None:
-            st.session_state[NOTICE] = "The model agrees with the mask where you clicked: nothing to take."
+            notice("The model agrees with the mask where you clicked: nothing to take.")
             return
         work.edit(regions.accept_region(work.mask, pred, found), "snap")
         return
@@ -223,7 +229,7 @@ class Hooks:
         if tool == "superpixel" and ed.setting(SP_LINES, True):
             seg = current_superpixels(self.loaded, work.image_id)
             lines = superpixels.boundaries(pic.sample(seg))
-            return pic.data_url_with(("superpixel", id(seg)), lines=lines)
+            return pic.data_url_with(("superpixel", id(seg)), lines=lines, line_color=(255, 255, 255))
         return pic.data_url()
 
     def hint(self, tool: str) -> str:
@@ -267,25 +273,29 @@ def options(loaded: Loaded, work: ed.Work, tool: str) -> None:
     elif tool == "sam2":
         ed.remembered(SAM_MODEL, sam.DEFAULT)
         st.selectbox("SAM 2 model", list(sam.MODELS), key=SAM_MODEL, on_change=ed.keep, args=(SAM_MODEL,),
-                     format_func=lambda n: n + ("" if sam.cached_folder(n) else " · to download"),
                      help="Hugging Face transformers' SAM 2, from the Hugging Face cache: tiny is the fastest")
         name = st.session_state[SAM_MODEL]
         if sam.cached_folder(name) is None:
-            st.caption(sam.missing_message(name))
-            if st.button("Download", key=P + "download", icon=":material/download:", width="stretch"):
+            if st.button("Download", key=P + "download", icon=":material/download:", width="stretch",
+                         help=sam.missing_message(name)):
                 _download(name)
+            st.caption(f"{name} is not in the Hugging Face cache yet.")
+        else:
+            st.caption(f"{name}: in the cache.")
 
 
 def proposal_row(loaded: Loaded, work: ed.Work, tool: str, class_id: int | None) -> None:
     """Below the canvas: the last click's message; for SAM 2 the proposal's Apply / Back / Clear."""
-    notice = st.session_state.pop(NOTICE, None)
-    if notice:
-        st.warning(notice, icon=":material/info:")
+    # shown for a few seconds: clearing the canvas after a click reruns the page once more
+    said, at = st.session_state.get(NOTICE) or (None, 0.0)
+    said = said if time.time() - at < NOTICE_SECONDS else None
+    if said:
+        st.warning(said, icon=":material/info:")
     if tool != "sam2":
         return
     seg_missing = sam.cached_folder(st.session_state.get(SAM_MODEL, sam.DEFAULT)) is None
-    if seg_missing and not notice:
-        st.info("SAM 2 is not in the Hugging Face cache yet: download it with the button beside the canvas, or "
+    if seg_missing and not said:
+        st.info("SAM 2 is not in the Hugging Face cache yet: press Download in the column on the right, or "
                 f"run `{sam.fetch_command(st.session_state.get(SAM_MODEL, sam.DEFAULT))}`. Every other tool "
                 "works without it.", icon=":material/download:")
     prop = proposal(loaded, work.image_id)
