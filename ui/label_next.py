@@ -13,7 +13,7 @@ from . import editor as ed
 from .data import Loaded, Memo, background_pass
 
 P = "label_next_"
-DIVERSE = P + "diverse"      # bool: push near-identical frames back
+STRATEGY = P + "strategy"    # a seglib.edit.label_next.STRATEGIES key: how the pool is ordered
 ORDER = ed.RANKED            # list[str]: the ranked ids, for Next / Previous in the editor
 ERROR = P + "error"          # str: why the last "Label" could not predict
 SHOWN = 20                   # rows listed at once
@@ -25,16 +25,17 @@ def _rankings() -> Memo:
     return Memo(8)
 
 
-def _rank(loaded: Loaded, runs: tuple[str, ...], diverse: bool) -> pd.DataFrame:
-    from seglib.edit.label_next import candidates, label_next
+def _rank(loaded: Loaded, runs: tuple[str, ...], strategy: str) -> pd.DataFrame:
+    from seglib.edit.label_next import NEEDS_RUNS, candidates, label_next
 
     from . import compare
 
     ids = candidates(loaded.ds)
-    key = (loaded.fingerprint, runs, tuple(compare._identity(r) for r in runs), diverse)
-    return background_pass(_rankings(), key, lambda bar: label_next(loaded.ds, list(runs), ids, diverse=diverse,
+    runs = runs if strategy in NEEDS_RUNS else ()
+    key = (loaded.fingerprint, runs, tuple(compare._identity(r) for r in runs), strategy)
+    return background_pass(_rankings(), key, lambda bar: label_next(loaded.ds, list(runs), ids, strategy=strategy,
                                                                     progress=bar),
-                           "Predicting the unlabeled images")
+                           "Predicting the unlabeled images" if runs else "Ordering the unlabeled images")
 
 
 def start_from_prediction(loaded: Loaded, image_id: str, runs: list[str], ensemble: str = "mean") -> None:
@@ -43,7 +44,7 @@ def start_from_prediction(loaded: Loaded, image_id: str, runs: list[str], ensemb
     from seglib.edit.assist import AssistError, predict_one
 
     work = ed.work_for(loaded, image_id)
-    if not work.undo:  # not over edits the reviewer already made
+    if runs and not work.undo:  # not over edits the reviewer already made
         try:
             pred = predict_one(loaded.ds, runs, image_id, ensemble=ensemble)
         except (AssistError, ValueError, OSError) as e:
@@ -57,7 +58,7 @@ def start_from_prediction(loaded: Loaded, image_id: str, runs: list[str], ensemb
 
 def section(loaded: Loaded) -> None:
     from seglib.edit.assist import AssistError
-    from seglib.edit.label_next import candidates
+    from seglib.edit.label_next import NEEDS_RUNS, STRATEGIES, candidates
     from seglib.predict import default_runs, run_choices
 
     from . import compare, roots
@@ -74,23 +75,24 @@ def section(loaded: Loaded) -> None:
         return
     usable = [r for r in run_choices(compare.layout(loaded), folder) if r.problem is None]
     if not usable:
-        st.info(f"No trained run in `{folder}` can predict this dataset yet: train one on the Train page first.",
-                icon=":material/model_training:")
-        return
+        st.info(f"No trained run in `{folder}` can predict this dataset yet: train one on the Train page first "
+                "(ordering by kcenter or random needs none).", icon=":material/model_training:")
     labels = {r.path: r.label for r in usable}
     st.session_state.setdefault(edit_assist.RUNS, default_runs(usable, 2))
     st.session_state[edit_assist.RUNS] = [p for p in st.session_state[edit_assist.RUNS] if p in labels]
     c1, c2 = st.columns([4, 2], vertical_alignment="bottom")
     runs = c1.multiselect("Runs", list(labels), format_func=labels.get, key=edit_assist.RUNS,
                           help="Two or more make an ensemble, and their disagreement counts")
-    diverse = c2.toggle("Spread near-copies", value=True, key=DIVERSE,
-                        help="An image that looks like one already higher in the list (frames of a video) goes after "
-                             "every image that does not")
-    if not runs:
-        st.caption("Choose at least one run.")
+    st.session_state.setdefault(STRATEGY, "score")
+    strategy = c2.selectbox("Order by", list(STRATEGIES), key=STRATEGY,
+                            help="; ".join(f"{k}: {v}" for k, v in STRATEGIES.items()))
+    st.caption(f"**{strategy}**: {STRATEGIES[strategy]}. Active learning beats random picking on some data "
+               "(redundant frames, tiles of one scene) and not on other: compare them on yours.")
+    if not runs and strategy in NEEDS_RUNS:
+        st.caption("Choose at least one run (or order by kcenter or random, which need none).")
         return
     try:
-        ranked = _rank(loaded, tuple(runs), bool(diverse))
+        ranked = _rank(loaded, tuple(runs), strategy)
     except (AssistError, ValueError, OSError) as e:
         st.error(str(e))
         return

@@ -14,10 +14,10 @@ import os
 import sys
 from pathlib import Path
 
-from . import augment, classes, data, outliers, predict, quality, review, train, weights
+from . import augment, classes, data, label_next, outliers, predict, quality, review, train, weights
 from .common import CliError
 
-AREAS = (data, classes, outliers, review, augment, train, quality, predict, weights)
+AREAS = (data, classes, outliers, review, augment, train, quality, predict, label_next, weights)
 DESCRIPTION = "Review, clean and augment semantic-segmentation datasets; train and compare models."
 
 

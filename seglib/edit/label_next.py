@@ -2,6 +2,7 @@
 
 >>> queue = label_next(ds, ["checkpoints/unet", "checkpoints/segformer"])
 >>> queue.head()       # image_id, score, entropy, disagreement, similar_to, why (best first)
+>>> label_next(ds, runs, strategy="kcenter")   # any of STRATEGIES; "random" and "kcenter" need no run
 
 Each unlabeled image (without a label saved in the review store yet) is predicted by every run
 and their mean; its score is the mean of the ensemble's pixel entropy (0: sure, 1: uniform)
@@ -22,6 +23,15 @@ from ..predict import Ensemble, dataset_layout, open_members, predict
 from .assist import AssistError
 
 THUMB = 16  # thumbnail side for the diversity test
+STRATEGIES = {
+    "score": "entropy and run disagreement, near-copies of a queued image pushed back",
+    "uncertainty": "entropy and run disagreement, without the near-copy rule",
+    "entropy": "the mean pixel entropy of the runs' mean",
+    "disagreement": "the share of pixels where a run disagrees with the runs' mean",
+    "kcenter": "k-center greedy on thumbnails: each next image the least like any labeled or queued one",
+    "random": "a seeded random order: the baseline every other strategy must beat",
+}
+NEEDS_RUNS = ("score", "uncertainty", "entropy", "disagreement")
 
 
 def candidates(ds) -> list[str]:
@@ -31,12 +41,22 @@ def candidates(ds) -> list[str]:
 
 def label_next(ds, run_dirs: Sequence[str], ids: Sequence[str] | None = None, *, diverse: bool = True,
                similar: float = 0.95, tta: bool = False, device: str = "auto", progress=None,
-               tile: int | None = None) -> pd.DataFrame:
-    """The queue (see the module docstring), best first; ``ids`` default to :func:`candidates`."""
+               tile: int | None = None, strategy: str | None = None, seed: int = 0) -> pd.DataFrame:
+    """The queue (see the module docstring), best first; ``ids`` default to :func:`candidates`.
+    ``strategy``: one of STRATEGIES (default "score", or "uncertainty" when not ``diverse``)."""
+    strategy = strategy or ("score" if diverse else "uncertainty")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"label-next strategy {strategy!r}: one of {', '.join(STRATEGIES)}")
     ids = list(candidates(ds) if ids is None else ids)
     cols = ["image_id", "score", "entropy", "disagreement", "similar_to", "why"]
     if not ids:
         return pd.DataFrame(columns=cols)
+    if strategy not in NEEDS_RUNS:   # random and k-center look at the images only
+        labeled = [i for i in ds.ids if ds.is_labeled(i)] if strategy == "kcenter" else []
+        thumbs = np.stack([_thumb(ds, i) for i in ids])
+        known = np.stack([_thumb(ds, i) for i in labeled]) if labeled else None
+        zeros = np.zeros(len(ids))
+        return rank(ids, zeros, zeros, thumbs, similar, strategy=strategy, seed=seed, labeled=known)
     files = ds.original()
     layout = dataset_layout(files)
     members, problems = open_members(list(run_dirs), layout)
@@ -54,18 +74,54 @@ def label_next(ds, run_dirs: Sequence[str], ids: Sequence[str] | None = None, *,
     else:
         disagree = np.zeros(len(done))
     thumbs = np.stack([_thumb(ds, i) for i in done]) if done else np.zeros((0, THUMB * THUMB))
-    return rank(done, entropy, disagree, thumbs if diverse else None, similar)
+    return rank(done, entropy, disagree, thumbs if strategy == "score" else None, similar, strategy=strategy)
+
+
+def kcenter_order(thumbs: np.ndarray, labeled: np.ndarray | None = None, start: int = 0) -> list[int]:
+    """Greedy k-center (Sener & Savarese 2018, on thumbnails): each next index the farthest from
+    every labeled row and every one chosen before it; the first is the farthest from the labeled
+    rows, or ``start`` when there are none."""
+    x = np.asarray(thumbs, np.float32)
+    n = len(x)
+    if labeled is not None and len(labeled):
+        lab = np.asarray(labeled, np.float32)
+        dist = np.min(((x[:, None, :] - lab[None, :, :]) ** 2).sum(-1), axis=1)
+        first = int(np.argmax(dist)) if n else 0
+    else:
+        dist, first = np.full(n, np.inf, np.float32), start
+    order: list[int] = []
+    taken = np.zeros(n, bool)
+    k = first
+    for _ in range(n):
+        order.append(k)
+        taken[k] = True
+        dist = np.minimum(dist, ((x - x[k]) ** 2).sum(-1))
+        k = int(np.argmax(np.where(taken, -1.0, dist)))
+    return order
 
 
 def rank(ids: Sequence[str], entropy: np.ndarray, disagreement: np.ndarray, thumbs: np.ndarray | None = None,
-         similar: float = 0.95) -> pd.DataFrame:
-    """Order images by score (mean of entropy and disagreement, each 0..1), highest first; with
-    ``thumbs`` ((N, D) z-normalised rows) push near-copies of a queued image behind the rest."""
+         similar: float = 0.95, strategy: str | None = None, seed: int = 0,
+         labeled: np.ndarray | None = None) -> pd.DataFrame:
+    """Order images by ``strategy`` (see STRATEGIES; default "score" with ``thumbs``, else
+    "uncertainty"). The score is the mean of entropy and disagreement (each 0..1), highest first;
+    "score" pushes near-copies ((N, D) z-normalised ``thumbs`` correlating above ``similar``) of
+    a queued image behind the rest; "kcenter" orders by ``thumbs`` (from the ``labeled`` rows)."""
     ids = list(ids)
-    score = (np.asarray(entropy, float) + np.asarray(disagreement, float)) / 2
+    strategy = strategy or ("score" if thumbs is not None else "uncertainty")
+    entropy, disagreement = np.asarray(entropy, float), np.asarray(disagreement, float)
+    score = (entropy + disagreement) / 2
+    if strategy == "entropy":
+        score = entropy.copy()
+    elif strategy == "disagreement":
+        score = disagreement.copy()
     order = list(np.argsort(-score, kind="stable"))
+    if strategy == "random":
+        order = list(np.random.default_rng(seed).permutation(len(ids)))
+    elif strategy == "kcenter" and thumbs is not None:
+        order = kcenter_order(thumbs, labeled, start=int(order[0]) if order else 0)
     similar_to: dict[int, int] = {}
-    if thumbs is not None and len(ids) > 1:
+    if strategy == "score" and thumbs is not None and len(ids) > 1:
         picked: list[int] = []
         later: list[int] = []
         for k in order:
@@ -79,9 +135,13 @@ def rank(ids: Sequence[str], entropy: np.ndarray, disagreement: np.ndarray, thum
             picked.append(k)
         order = picked + later
     rows = []
-    for k in order:
+    for n, k in enumerate(order):
         twin = similar_to.get(k)
         why = f"entropy {entropy[k]:.2f}, runs disagree on {disagreement[k]:.0%} of pixels"
+        if strategy == "random":
+            why = f"random order (seed {seed})"
+        elif strategy == "kcenter":
+            why = "least like the labeled images and those queued before it" if n else "least like the labeled images"
         if twin is not None:
             why += f"; looks like {ids[twin]} (queued before it)"
         rows.append({"image_id": ids[k], "score": float(score[k]), "entropy": float(entropy[k]),
