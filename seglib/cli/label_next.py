@@ -9,7 +9,7 @@ from .common import CliError, add_command, add_original_masks, open_or_fail, pri
 
 
 def _args(p):
-    from ..edit.label_next import STRATEGIES
+    from ..edit.strategies import STRATEGIES
 
     p.add_argument("dataset", help="a folder of images and masks, or an .npz file (its unlabeled images are ranked)")
     p.add_argument("--checkpoint", action="append", default=[], metavar="RUN",

@@ -21,17 +21,9 @@ import pandas as pd
 
 from ..predict import Ensemble, dataset_layout, open_members, predict
 from .assist import AssistError
+from .strategies import NEEDS_RUNS, STRATEGIES  # noqa: F401  (named here by the page and the CLI)
 
 THUMB = 16  # thumbnail side for the diversity test
-STRATEGIES = {
-    "score": "entropy and run disagreement, near-copies of a queued image pushed back",
-    "uncertainty": "entropy and run disagreement, without the near-copy rule",
-    "entropy": "the mean pixel entropy of the runs' mean",
-    "disagreement": "the share of pixels where a run disagrees with the runs' mean",
-    "kcenter": "k-center greedy on thumbnails: each next image the least like any labeled or queued one",
-    "random": "a seeded random order: the baseline every other strategy must beat",
-}
-NEEDS_RUNS = ("score", "uncertainty", "entropy", "disagreement")
 
 
 def candidates(ds) -> list[str]:
