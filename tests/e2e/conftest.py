@@ -164,3 +164,35 @@ def shot(pg, name: str) -> Path:
 def assert_no_exception(pg) -> None:
     errors = pg.locator("[data-testid=stException]")
     assert errors.count() == 0, errors.first.inner_text()
+
+
+def open_label(pg, url: str, query: str) -> None:
+    """Open the Label page at ``label?QUERY`` and wait for its canvas and the canvas's picture."""
+    pg.goto(f"{url}/label?{query}")
+    pg.wait_for_selector("h1", timeout=120_000)
+    wait_for_app(pg)
+    pg.locator(".dc-container").first.wait_for(timeout=60_000)   # inside the component's shadow root
+    pg.wait_for_timeout(800)                                      # the background image loads after the element
+
+
+def press_key_and_wait_chosen(pg, key: str, button_key: str) -> None:
+    """Press a keyboard shortcut and wait until the button keyed ``button_key`` shows chosen (primary)
+    and the rerun is over: a stroke started while the rerun is on its way can lose its beginning
+    when the canvas takes the new colour mid-drag."""
+    pg.keyboard.press(key)
+    pg.locator(f".st-key-{button_key} button[kind=primary]").first.wait_for(timeout=60_000)
+    wait_for_app(pg)
+
+
+def stored_versions(data_dir: Path, ds, image_id: str):
+    """(the image's saved versions, the newest version's mask) as the app's review store holds them."""
+    from seglib.review import ReviewStore
+    from seglib.review import corrections as corr
+
+    store = ReviewStore(f"sqlite:///{data_dir / 'review.db'}")
+    try:
+        versions = corr.versions(ds, image_id, store)
+        mask = corr.version_mask(ds, image_id, versions[-1].number, store) if versions else None
+        return versions, mask
+    finally:
+        store.close()

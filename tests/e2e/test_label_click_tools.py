@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from .conftest import SHOTS, assert_no_exception, running_app, shot, wait_for_app
+from .conftest import SHOTS, assert_no_exception, open_label, running_app, shot, stored_versions, wait_for_app
 
 pytestmark = pytest.mark.e2e
 
@@ -53,11 +53,7 @@ def bare_app(tmp_path_factory):
 
 
 def _open(pg, url: str, image_id: str) -> None:
-    pg.goto(f"{url}/label?image={image_id}")
-    pg.wait_for_selector("h1", timeout=120_000)
-    wait_for_app(pg)
-    pg.locator(".dc-container").wait_for(timeout=60_000)   # inside the component's shadow root
-    pg.wait_for_timeout(800)                                # the background image loads after the element
+    open_label(pg, url, f"image={image_id}")
 
 
 def _button(pg, key: str):
@@ -115,8 +111,6 @@ def _proposal(pg):
 
 def test_sam2_click_proposes_applies_undoes_and_redoes(sam_app, tall_page):
     from seglib.data import open_dataset
-    from seglib.review import ReviewStore
-    from seglib.review import corrections as corr
 
     url, data = sam_app
     pg = tall_page
@@ -187,13 +181,8 @@ def test_sam2_click_proposes_applies_undoes_and_redoes(sam_app, tall_page):
     pg.get_by_text("No unsaved change.").wait_for(timeout=30_000)
     wait_for_app(pg)
     ds = open_dataset(data / "demo" / "mars_demo.npz")
-    store = ReviewStore(f"sqlite:///{data / 'review.db'}")
-    try:
-        v = corr.versions(ds, "00003", store)
-        assert [x.number for x in v] == [1] and v[0].tool == "sam2"
-        saved = corr.version_mask(ds, "00003", 1, store)
-    finally:
-        store.close()
+    v, saved = stored_versions(data, ds, "00003")
+    assert [x.number for x in v] == [1] and v[0].tool == "sam2"
     changed = saved != ds.original_mask("00003")
     soil = next(c.id for c in ds.class_map.classes if c.name == "soil")
     assert int(changed.sum()) == _count(applied) <= _area(second), "at most the proposal's pixels changed"
@@ -246,8 +235,6 @@ def test_sam2_without_weights_says_how_to_fetch_and_the_brush_still_paints(bare_
 def test_superpixel_click_paints_the_class_exactly_and_undoes(sam_app, tall_page):
     from seglib.data import open_dataset
     from seglib.edit import superpixels
-    from seglib.review import ReviewStore
-    from seglib.review import corrections as corr
 
     url, data = sam_app
     image_id = "00007"
@@ -281,13 +268,8 @@ def test_superpixel_click_paints_the_class_exactly_and_undoes(sam_app, tall_page
     wait_for_app(pg)
     assert_no_exception(pg)
 
-    store = ReviewStore(f"sqlite:///{data / 'review.db'}")
-    try:
-        v = corr.versions(ds, image_id, store)
-        assert [x.number for x in v] == [1] and v[0].tool == "superpixel"
-        saved = corr.version_mask(ds, image_id, 1, store)
-    finally:
-        store.close()
+    v, saved = stored_versions(data, ds, image_id)
+    assert [x.number for x in v] == [1] and v[0].tool == "superpixel"
     changed = saved != original
     assert int(changed.sum()) == _count(painted), "the caption counts the changed pixels"
     assert set(np.unique(saved[changed])) == {sand}, "exactly the class chosen"

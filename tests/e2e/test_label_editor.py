@@ -10,7 +10,14 @@ import re
 import numpy as np
 import pytest
 
-from .conftest import app_with_runs, assert_no_exception, wait_for_app
+from .conftest import (
+    app_with_runs,
+    assert_no_exception,
+    open_label,
+    press_key_and_wait_chosen,
+    stored_versions,
+    wait_for_app,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -23,11 +30,7 @@ def _shot(pg, name: str) -> None:
 
 
 def _open(pg, url: str, image_id: str) -> None:
-    pg.goto(f"{url}/label?image={image_id}")
-    pg.wait_for_selector("h1", timeout=120_000)
-    wait_for_app(pg)
-    pg.locator(".dc-container").wait_for(timeout=60_000)   # inside the component's shadow root
-    pg.wait_for_timeout(800)                                # the background image loads after the element
+    open_label(pg, url, f"image={image_id}")
 
 
 def _canvas_box(pg) -> dict:
@@ -80,8 +83,6 @@ def _within(shape, pts, radius: float) -> np.ndarray:
 
 def test_paint_save_reload_stored_along_the_stroke(app_url, app_data_dir, page):
     from seglib.data import open_dataset
-    from seglib.review import ReviewStore
-    from seglib.review import corrections as corr
 
     pg = page
     _open(pg, app_url, IMAGE)
@@ -93,10 +94,8 @@ def test_paint_save_reload_stored_along_the_stroke(app_url, app_data_dir, page):
     sand = next(c.id for c in ds.class_map.classes if c.name == "sand")
     k = ds.class_map.ids.index(sand) + 1
 
-    pg.keyboard.press(str(k))           # the class's shortcut (its place in the palette)
-    wait_for_app(pg)
-    pg.keyboard.press("B")               # brush
-    wait_for_app(pg)
+    press_key_and_wait_chosen(pg, str(k), f"label_class_{sand}")   # the class's shortcut (its place in the palette)
+    press_key_and_wait_chosen(pg, "B", "label_tool_brush")
     assert "Painting" in pg.get_by_text(re.compile("^Painting")).first.inner_text()
     box = _canvas_box(pg)
     scale = box["width"] / w
@@ -121,15 +120,9 @@ def test_paint_save_reload_stored_along_the_stroke(app_url, app_data_dir, page):
     pg.locator("[data-testid=stMain]").get_by_text(re.compile("editing from version 1")).wait_for(timeout=30_000)
     _shot(pg, "3_reloaded")
 
-    store = ReviewStore(f"sqlite:///{app_data_dir / 'review.db'}")   # the app's database
-    try:
-        number = corr.latest_number(ds, IMAGE, store)
-        assert number == 1
-        saved = corr.version_mask(ds, IMAGE, number, store)
-        v = corr.versions(ds, IMAGE, store)[-1]
-        assert v.note == "sand along the ridge" and v.tool == "brush"
-    finally:
-        store.close()
+    versions, saved = stored_versions(app_data_dir, ds, IMAGE)
+    assert [v.number for v in versions] == [1]
+    assert versions[-1].note == "sand along the ridge" and versions[-1].tool == "brush"
     changed = saved != original
     assert changed.any()
     assert set(np.unique(saved[changed])) == {sand}               # exactly the class painted
@@ -155,8 +148,6 @@ def assist_app(tmp_path_factory, demo_npz, trained_runs):
 
 def test_accept_one_disagreement_region(assist_app, tall_page):
     from seglib.data import open_dataset
-    from seglib.review import ReviewStore
-    from seglib.review import corrections as corr
 
     url, data = assist_app
     image_id = "00001"
@@ -180,13 +171,8 @@ def test_accept_one_disagreement_region(assist_app, tall_page):
     pg.get_by_text("No unsaved change.").wait_for(timeout=30_000)
 
     ds = open_dataset(data / "demo" / "mars_demo.npz")
-    store = ReviewStore(f"sqlite:///{data / 'review.db'}")
-    try:
-        v = corr.versions(ds, image_id, store)
-        assert [x.number for x in v] == [1] and v[0].tool == "assist"
-        saved = corr.version_mask(ds, image_id, 1, store)
-    finally:
-        store.close()
+    v, saved = stored_versions(data, ds, image_id)
+    assert [x.number for x in v] == [1] and v[0].tool == "assist"
     assert int((saved != ds.original_mask(image_id)).sum()) == area, "exactly the region's pixels changed"
 
 
@@ -200,8 +186,6 @@ def _save(pg) -> None:
 
 def test_polygon_and_flood_fill(app_url, app_data_dir, page):
     from seglib.data import open_dataset
-    from seglib.review import ReviewStore
-    from seglib.review import corrections as corr
 
     pg = page
     image_id = "00006"
@@ -210,10 +194,8 @@ def test_polygon_and_flood_fill(app_url, app_data_dir, page):
     original = ds.original_mask(image_id)
     h, w = original.shape
     big_rock = next(c.id for c in ds.class_map.classes if c.name == "big rock")
-    pg.keyboard.press(str(ds.class_map.ids.index(big_rock) + 1))
-    wait_for_app(pg)
-    pg.keyboard.press("P")
-    wait_for_app(pg)
+    press_key_and_wait_chosen(pg, str(ds.class_map.ids.index(big_rock) + 1), f"label_class_{big_rock}")
+    press_key_and_wait_chosen(pg, "P", "label_tool_polygon")
     box = _canvas_box(pg)
     s = box["width"] / w
     corners = [(30.0, 20.0), (70.0, 20.0), (70.0, 40.0), (30.0, 40.0)]
@@ -223,11 +205,7 @@ def test_polygon_and_flood_fill(app_url, app_data_dir, page):
     _save(pg)
     _shot(pg, "6_polygon")
 
-    store = ReviewStore(f"sqlite:///{app_data_dir / 'review.db'}")
-    try:
-        poly = corr.version_mask(ds, image_id, corr.latest_number(ds, image_id, store), store)
-    finally:
-        store.close()
+    _, poly = stored_versions(app_data_dir, ds, image_id)
     yy, xx = np.mgrid[0:h, 0:w] + 0.5
     inside = (xx > 30.5) & (xx < 69.5) & (yy > 20.5) & (yy < 39.5)
     near = (xx > 29.5) & (xx < 70.5) & (yy > 19.5) & (yy < 40.5)
@@ -236,20 +214,14 @@ def test_polygon_and_flood_fill(app_url, app_data_dir, page):
 
     # flood fill: the 4-connected region of the clicked pixel's class, in bedrock
     bedrock = next(c.id for c in ds.class_map.classes if c.name == "bedrock")
-    pg.keyboard.press(str(ds.class_map.ids.index(bedrock) + 1))
-    wait_for_app(pg)
-    pg.keyboard.press("F")
-    wait_for_app(pg)
+    press_key_and_wait_chosen(pg, str(ds.class_map.ids.index(bedrock) + 1), f"label_class_{bedrock}")
+    press_key_and_wait_chosen(pg, "F", "label_tool_fill")
     box = _canvas_box(pg)
     pg.mouse.click(box["x"] + 50.5 * s, box["y"] + 30.5 * s)   # inside the polygon just painted
     _save(pg)
     _shot(pg, "7_fill")
-    store = ReviewStore(f"sqlite:///{app_data_dir / 'review.db'}")
-    try:
-        filled = corr.version_mask(ds, image_id, corr.latest_number(ds, image_id, store), store)
-        assert corr.versions(ds, image_id, store)[-1].tool == "fill"
-    finally:
-        store.close()
+    versions, filled = stored_versions(app_data_dir, ds, image_id)
+    assert versions[-1].tool == "fill"
     import cv2
     _, comp = cv2.connectedComponents((poly == big_rock).astype(np.uint8), connectivity=4)
     region = comp == comp[30, 50]
@@ -282,11 +254,7 @@ def tile_folder(tmp_path_factory):
 
 
 def _open_tile(pg, url: str, folder) -> None:
-    pg.goto(f"{url}/label?dataset={folder}&image=tile")
-    pg.wait_for_selector("h1", timeout=120_000)
-    wait_for_app(pg)
-    pg.locator(".dc-container").first.wait_for(timeout=60_000)
-    pg.wait_for_timeout(800)
+    open_label(pg, url, f"dataset={folder}&image=tile")
 
 
 def _stroke_in_image(pg, box: dict, scale: float, pts) -> None:
@@ -297,15 +265,9 @@ def _stroke_in_image(pg, box: dict, scale: float, pts) -> None:
 
 def _saved_tile(folder, data_dir):
     from seglib.data import open_dataset
-    from seglib.review import ReviewStore
-    from seglib.review import corrections as corr
 
     ds = open_dataset(folder)
-    store = ReviewStore(f"sqlite:///{data_dir / 'review.db'}")
-    try:
-        return corr.version_mask(ds, "tile", corr.latest_number(ds, "tile", store), store), ds.original_mask("tile")
-    finally:
-        store.close()
+    return stored_versions(data_dir, ds, "tile")[1], ds.original_mask("tile")
 
 
 def test_strokes_on_a_2k_tile_paint_exact_ids_at_the_width_set_and_the_radius_stays(app_url, app_data_dir,
@@ -313,8 +275,7 @@ def test_strokes_on_a_2k_tile_paint_exact_ids_at_the_width_set_and_the_radius_st
     pg = page
     _open_tile(pg, app_url, tile_folder)
     assert_no_exception(pg)
-    pg.keyboard.press("2")                     # road, over the background of the left half
-    wait_for_app(pg)
+    press_key_and_wait_chosen(pg, "2", "label_class_1")   # road, over the background of the left half
     box = _canvas_box(pg)
     scale = box["width"] / TILE_W
     assert 0.3 < scale < 0.45, "fit"
@@ -372,8 +333,7 @@ def test_at_one_to_one_the_canvas_stays_in_its_box_and_its_toolbar_covers_no_but
                                                                                     tile_folder, page):
     pg = page
     _open_tile(pg, app_url, tile_folder)
-    pg.keyboard.press("3")                     # building
-    wait_for_app(pg)
+    press_key_and_wait_chosen(pg, "3", "label_class_2")   # building
     _choose_zoom(pg, "1:1")
     assert pg.get_by_text(f"{TILE_W}×{TILE_H} px image shown at 1×").count() == 1
     canvas = _canvas_box(pg)
