@@ -103,3 +103,31 @@ def hub_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     return cache
+
+
+def _write_png(path, array) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+@pytest.fixture
+def labeled_and_batch(tmp_path):
+    """A folder dataset of 6 labeled 32x64 images and a batch folder of 3 new images (one in a
+    sub-folder) beside a masks/ folder whose files are not images to rank."""
+    import json
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    root, batch = tmp_path / "fields", tmp_path / "batch-7"
+    (root / "classes.json").parent.mkdir(parents=True)
+    (root / "classes.json").write_text(json.dumps([{"id": 0, "name": "soil"}, {"id": 1, "name": "crop"}]))
+    for k in range(6):
+        _write_png(root / "images" / f"f{k}.png", rng.integers(0, 255, (32, 64, 3), dtype=np.uint8))
+        _write_png(root / "masks" / f"f{k}.png", (rng.random((32, 64)) > 0.5).astype(np.uint8))
+    for name in ("n1.png", "n2.jpg", "day2/n3.png"):
+        _write_png(batch / name, rng.integers(0, 255, (32, 64, 3), dtype=np.uint8))
+    _write_png(batch / "masks" / "n1.png", np.zeros((32, 64), np.uint8))
+    return root, batch

@@ -69,7 +69,8 @@ def test_every_strategy_is_described():
     assert set(STRATEGIES) == {"score", "uncertainty", "entropy", "disagreement", "kcenter", "random"}
 
 
-def test_label_page_orders_by_kcenter_without_any_trained_run(app_data_with_demo, tmp_path, monkeypatch):
+def label_next_page(tmp_path, monkeypatch, strategy: str, **session):
+    """The Label page's Label next section run in AppTest, ordered by ``strategy``, no trained run."""
     from pathlib import Path
 
     from streamlit.testing.v1 import AppTest
@@ -77,15 +78,24 @@ def test_label_page_orders_by_kcenter_without_any_trained_run(app_data_with_demo
     from ui import editor as ed
     from ui import label_next
 
-    app_data_with_demo(n=60, n_test=6)
     monkeypatch.setenv("SEGLIB_CHECKPOINTS", str(tmp_path / "no-runs"))
     root = Path(__file__).resolve().parents[1]
     at = AppTest.from_file(str(root / "app.py"), default_timeout=120)
+    for key, value in session.items():
+        at.session_state[key] = value
     at.run()
     at.switch_page("pages/6_label.py").run()
     at.session_state[ed.SECTION] = "Label next"
-    at.session_state[label_next.STRATEGY] = "kcenter"
-    at.run()
+    at.session_state[label_next.STRATEGY] = strategy
+    return at.run()
+
+
+def test_label_page_orders_by_kcenter_without_any_trained_run(app_data_with_demo, tmp_path, monkeypatch):
+    from ui import editor as ed
+    from ui import label_next
+
+    app_data_with_demo(n=60, n_test=6)
+    at = label_next_page(tmp_path, monkeypatch, "kcenter")
     assert not at.exception
     assert any("needs none" in i.value for i in at.info)
     assert len(at.session_state[ed.RANKED]) == 6
@@ -93,3 +103,26 @@ def test_label_page_orders_by_kcenter_without_any_trained_run(app_data_with_demo
     first = at.session_state[ed.RANKED][0]
     [b for b in at.button if b.key == f"{label_next.P}open_{first}"][0].click().run()
     assert not at.exception and at.session_state[ed.IMAGE] == first
+
+
+def test_label_page_adds_a_batch_folder_and_ranks_it(labeled_and_batch, tmp_path, monkeypatch):
+    """New images in another folder (tests/test_label_next_batch.py has the library's side)."""
+    from ui import editor as ed
+    from ui import label_next, state
+
+    root, batch = labeled_and_batch
+    monkeypatch.setenv("SEGLIB_DATASET_ROOTS", str(tmp_path))
+    at = label_next_page(tmp_path, monkeypatch, "kcenter", **{state.DATASET: str(root)})
+    assert not at.exception
+    assert any("Every image is labeled" in s.value for s in at.success)
+    add = [b.proto.label for b in at.button].index("Add to the ranking")
+    at.text_input(key=label_next.BATCH).input(str(tmp_path / "nowhere"))
+    at.button[add].click().run()
+    assert any("not a folder of unlabeled images" in e.value for e in at.error)
+    at.text_input(key=label_next.BATCH).input(str(batch))
+    at.button[add].click().run()
+    assert not at.exception
+    assert at.session_state[state.UNLABELED] == str(batch)
+    assert at.query_params["unlabeled"] in (str(batch), [str(batch)])
+    assert sorted(at.session_state[ed.RANKED]) == ["batch-7/day2/n3", "batch-7/n1", "batch-7/n2"]
+    assert any("3 images of" in c.value for c in at.caption)

@@ -90,9 +90,9 @@ def opened(monkeypatch):
     calls = []
     real = ui.data.open_dataset
 
-    def spy(path):
+    def spy(path, unlabeled=()):
         calls.append(str(path))
-        return real(path)
+        return real(path, unlabeled)
     monkeypatch.setattr(ui.data, "open_dataset", spy)
     return calls
 

@@ -165,16 +165,17 @@ def _datasets() -> Memo:
     return Memo(4)
 
 
-def _open_and_measure(path: str, progress) -> Loaded:
-    ds = open_dataset(path)
+def _open_and_measure(path: str, unlabeled: str, progress) -> Loaded:
+    ds = open_dataset(path, [unlabeled] if unlabeled else ())
     stats = compute_stats(ds, progress=progress)  # from the on-disk cache when the files did not change
     return Loaded(path, ds, stats, ds.fingerprint())
 
 
-def _load_files(path: str, reload: int, class_files: str) -> Loaded:
+def _load_files(path: str, reload: int, class_files: str, unlabeled: str = "") -> Loaded:
     """Keyed on the class files' state too: an edited classes.json shows on the next rerun or reload
     (the images' own changes wait for "Rescan files": stating every file on each rerun costs too much)."""
-    return background_pass(_datasets(), (path, reload, class_files), lambda progress: _open_and_measure(path, progress),
+    return background_pass(_datasets(), (path, reload, class_files, unlabeled),
+                           lambda progress: _open_and_measure(path, unlabeled, progress),
                            "Reading the images for the statistics")
 
 
@@ -191,18 +192,19 @@ def _with_corrections(files: Loaded, latest: dict[str, int]) -> Loaded:
     return Loaded(files.path, ds, compute_stats(ds), ds.fingerprint(), files.fingerprint)
 
 
-def _load(path: str, reload: int) -> Loaded:
-    """The dataset at ``path`` as the app shows it: with its corrections unless the sidebar's
-    "Original masks" is on. The corrections are looked up on every run (one small query), so a
-    mask saved in another tab or by the CLI shows on the next click."""
+def _load(path: str, reload: int, unlabeled: str = "") -> Loaded:
+    """The dataset at ``path`` (with the images of the folder ``unlabeled``) as the app shows it:
+    with its corrections unless the sidebar's "Original masks" is on. The corrections are looked
+    up on every run (one small query), so a mask saved in another tab or by the CLI shows on the
+    next click."""
     class_files = class_files_state(path)
-    files = _load_files(path, reload, class_files)
+    files = _load_files(path, reload, class_files, unlabeled)
     if st.session_state.get(state.ORIGINAL_MASKS) or not files.ds.all_ids:
         return files
     latest = {i: n for i, n in MaskVersions(review_store()).latest(dataset_key(files.ds)).items() if i in files.ds}
     if not latest:
         return files
-    key = (path, reload, class_files, tuple(sorted(latest.items())))
+    key = (path, reload, class_files, unlabeled, tuple(sorted(latest.items())))
     found, loaded = _corrected().get(key)
     if not found:
         loaded = _with_corrections(files, latest)
@@ -241,16 +243,39 @@ def open_problem(path: str) -> str | None:
     return None if loaded.ds.all_ids else loaded.ds.empty_reason()
 
 
+def unlabeled_problem(folder: str) -> str | None:
+    """Why ``folder`` cannot join the current dataset as its new unlabeled images (one line), or
+    None when it opens with it (then loaded and cached)."""
+    path, resolved = roots.allowed(current_path()), roots.allowed(folder)
+    if path is None or resolved is None:
+        return "refused"   # roots.allowed has shown why
+    try:
+        loaded = _load(str(path), st.session_state.get(state.RELOAD, 0), str(resolved))
+    except DatasetError as e:
+        return str(e)
+    if not any(i.startswith(resolved.name + "/") for i in loaded.ds.all_ids):
+        return f"{folder}: no image in it joined the dataset (see the sidebar's report)"
+    return None
+
+
+def current_unlabeled() -> str:
+    """The folder of new unlabeled images joining the dataset (resolved), or "" for none."""
+    folder = st.session_state.get(state.UNLABELED, "")
+    resolved = roots.allowed(folder) if folder else None
+    return str(resolved) if resolved is not None else ""
+
+
 def current() -> Loaded | None:
     """The dataset chosen in the sidebar, or None after showing why it cannot be opened.
 
     The path may come from the URL (``?dataset=``), so it is checked against the dataset roots
-    first; the resolved path (no links or ``..`` left in it) is what opens."""
+    first; the resolved path (no links or ``..`` left in it) is what opens. A folder of new
+    unlabeled images (``?unlabeled=``, the Label page's Label next) joins it."""
     path = roots.allowed(current_path())
     if path is None:
         return None
     try:
-        loaded = _load(str(path), st.session_state.get(state.RELOAD, 0))
+        loaded = _load(str(path), st.session_state.get(state.RELOAD, 0), current_unlabeled())
     except DatasetError as e:
         st.error(str(e))
         return None

@@ -8,14 +8,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from . import edit_assist
+from . import edit_assist, state
 from . import editor as ed
-from .data import Loaded, Memo, background_pass
+from .data import Loaded, Memo, background_pass, current_unlabeled, unlabeled_problem
 
 P = "label_next_"
 STRATEGY = P + "strategy"    # a seglib.edit.label_next.STRATEGIES key: how the pool is ordered
 ORDER = ed.RANKED            # list[str]: the ranked ids, for Next / Previous in the editor
 ERROR = P + "error"          # str: why the last "Label" could not predict
+BATCH = P + "batch"          # str: the folder typed into "New images in another folder"
 SHOWN = 20                   # rows listed at once
 
 
@@ -56,6 +57,40 @@ def start_from_prediction(loaded: Loaded, image_id: str, runs: list[str], ensemb
     st.session_state[ed.SECTION] = "Edit"
 
 
+def _set_batch(folder: str) -> None:
+    st.session_state[state.UNLABELED] = folder
+    if folder:
+        st.query_params["unlabeled"] = folder
+    elif "unlabeled" in st.query_params:
+        del st.query_params["unlabeled"]
+
+
+def new_batch(loaded: Loaded) -> None:
+    """A folder of new images received elsewhere joins the dataset as unlabeled images (the
+    dataset's own folder is not written): ranked here, opened in the editor, their saved masks
+    labels for the next training run."""
+    joined = current_unlabeled()
+    with st.expander(f"New images in another folder: {joined}" if joined else "New images in another folder",
+                     expanded=False, icon=":material/create_new_folder:"):
+        if joined:
+            name = joined.rstrip("/").rsplit("/", 1)[-1]
+            count = sum(i.startswith(name + "/") for i in loaded.ds.all_ids)
+            st.caption(f"{count:,} images of `{joined}` joined this dataset as unlabeled (ids `{name}/...`).")
+            st.button("Leave them out", key=P + "batch_remove", on_click=_set_batch, args=("",))
+            return
+        with st.form(P + "batch_form", border=False):
+            folder = st.text_input("Folder of unlabeled images", key=BATCH, placeholder="/data/batch-7",
+                                   help="Every image below it joins this dataset as unlabeled, with the id "
+                                        "FOLDER_NAME/<file name>; a folder dataset only")
+            if st.form_submit_button("Add to the ranking") and folder.strip():
+                problem = unlabeled_problem(folder.strip())
+                if problem is None:
+                    _set_batch(folder.strip())
+                    st.rerun()
+                elif problem != "refused":
+                    st.error(f"{problem}.", icon=":material/folder_off:")
+
+
 def section(loaded: Loaded) -> None:
     from seglib.edit.assist import AssistError
     from seglib.edit.label_next import NEEDS_RUNS, STRATEGIES, candidates
@@ -63,6 +98,7 @@ def section(loaded: Loaded) -> None:
 
     from . import compare, roots
 
+    new_batch(loaded)
     todo = candidates(loaded.ds)
     st.caption(f"{len(todo):,} unlabeled images. The runs predict each; the ones they are least sure of (pixel "
                "entropy of their mean, and how often they disagree) come first. Saving a mask makes the image a "

@@ -17,6 +17,9 @@ def short_path(file: str, root) -> str:
 
 def _use(path: str) -> None:
     st.session_state[state.DATASET] = path
+    st.session_state[state.UNLABELED] = ""   # a new batch belongs to the dataset it was added to
+    if "unlabeled" in st.query_params:
+        del st.query_params["unlabeled"]
     if path:
         st.query_params["dataset"] = path
     elif "dataset" in st.query_params:

@@ -6,8 +6,9 @@ import streamlit as st
 DATASET = "dataset_path"          # str: the dataset the app shows ("" = the demo)
 RELOAD = "dataset_reload"         # int: bumped by "Rescan" to drop the cached dataset
 ORIGINAL_MASKS = "original_masks"  # bool: show the files' masks, not the corrected ones
+UNLABELED = "dataset_unlabeled"    # str: a folder of new images joining the dataset as unlabeled ("" = none)
 
-DEFAULTS = {DATASET: "", RELOAD: 0, ORIGINAL_MASKS: False}
+DEFAULTS = {DATASET: "", RELOAD: 0, ORIGINAL_MASKS: False, UNLABELED: ""}
 
 
 def init() -> None:
@@ -17,8 +18,12 @@ def init() -> None:
     qp = st.query_params.get("dataset")
     if qp and not st.session_state[DATASET]:
         st.session_state[DATASET] = qp
+    qp = st.query_params.get("unlabeled")
+    if qp and not st.session_state[UNLABELED]:
+        st.session_state[UNLABELED] = qp
     # A switch of page through the navigation clears the URL's query: put the dataset back, or a
     # reload after visiting another page would open the demo.
-    current = st.session_state[DATASET]
-    if current and st.query_params.get("dataset") != current:
-        st.query_params["dataset"] = current
+    for key, name in ((DATASET, "dataset"), (UNLABELED, "unlabeled")):
+        current = st.session_state[key]
+        if current and st.query_params.get(name) != current:
+            st.query_params[name] = current

@@ -24,7 +24,7 @@ from seglib.words import plural
 from . import state, train_split
 from . import weights as weights_ui
 from .augment import input_words, pipeline_words
-from .data import Loaded, review_store
+from .data import Loaded, current_unlabeled, review_store
 
 WATCH = "train_watch"              # str: job id whose live curves are shown
 OPEN_RUN = "train_open"            # str: run opened in the runs section ("" = none); also ?run=
@@ -242,7 +242,8 @@ def build_config(loaded: Loaded) -> TrainConfig:
             raise ConfigError(f"manual class weights: {len(manual)} given, the dataset has "
                               f"{loaded.ds.class_map.num_classes} class ids")
     # The masks the pages show are the masks it trains on: corrected, unless the sidebar says otherwise.
-    cfg = TrainConfig(data=loaded.path, loss=formula, manual_class_weights=manual,
+    batch = current_unlabeled()   # a new batch's images labeled on the Label page train too
+    cfg = TrainConfig(data=loaded.path, unlabeled=[batch] if batch else None, loss=formula, manual_class_weights=manual,
                       original_masks=bool(s.get(state.ORIGINAL_MASKS)),
                       sampler_classes=list(s[W + "sampler_classes"]) or None,
                       aug=None if s[W + "aug"] == NO_AUG else s[W + "aug"],

@@ -56,13 +56,20 @@ def add_original_masks(p) -> None:
                    help="read the dataset files' masks, ignoring the corrected ones saved in the review store")
 
 
-def open_or_fail(path: str, original_masks: bool = False, store=None):
-    """The dataset at ``path`` with its corrected masks (from ``store``, default the review
-    store), or its files' masks only when ``original_masks``; one line and exit 1 if it cannot open."""
+def add_unlabeled(p) -> None:
+    p.add_argument("--unlabeled", action="append", default=[], metavar="FOLDER",
+                   help="a folder of new, unlabeled images joining the dataset (repeatable; ids FOLDER_NAME/<name>); "
+                        "their masks saved in the review store count as labels")
+
+
+def open_or_fail(path: str, original_masks: bool = False, store=None, unlabeled=()):
+    """The dataset at ``path`` (with the images of the ``unlabeled`` folders) with its corrected
+    masks (from ``store``, default the review store), or its files' masks only when
+    ``original_masks``; one line and exit 1 if it cannot open."""
     from ..data import DatasetError, open_dataset
     from ..review.corrections import apply_corrections
     try:
-        ds = open_dataset(path)
+        ds = open_dataset(path, unlabeled)
     except DatasetError as e:
         raise CliError(str(e)) from None
     if len(ds) == 0:

@@ -1,11 +1,11 @@
 """``seglib label-next DATASET --checkpoint RUN... [--strategy S] [--n N] [--json]``: the unlabeled
 images in the order to label them (seglib.edit.label_next), best first. ``random`` and
-``kcenter`` need no run."""
+``kcenter`` need no run. ``--unlabeled FOLDER`` ranks a new batch kept in another folder."""
 from __future__ import annotations
 
 import sys
 
-from .common import CliError, add_command, add_original_masks, open_or_fail, print_json, progress_bar
+from .common import CliError, add_command, add_original_masks, add_unlabeled, open_or_fail, print_json, progress_bar
 
 
 def _args(p):
@@ -19,6 +19,7 @@ def _args(p):
     p.add_argument("--n", type=int, default=20, help="how many to list (default 20; 0: all)")
     p.add_argument("--seed", type=int, default=0, help="the random strategy's seed")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    add_unlabeled(p)
     add_original_masks(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true",
@@ -30,7 +31,7 @@ def cmd_label_next(args) -> int:
     from ..edit.assist import AssistError
     from ..edit.label_next import NEEDS_RUNS, candidates, label_next
 
-    ds = open_or_fail(args.dataset, args.original_masks)
+    ds = open_or_fail(args.dataset, args.original_masks, unlabeled=args.unlabeled)
     if args.strategy in NEEDS_RUNS and not args.checkpoint:
         raise CliError(f"--strategy {args.strategy} ranks by the runs' predictions: give --checkpoint RUN "
                        "(or use --strategy random or kcenter)")

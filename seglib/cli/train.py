@@ -8,7 +8,7 @@ import json
 import os
 import sys
 
-from .common import CliError, add_command, print_json
+from .common import CliError, add_command, add_unlabeled, print_json
 
 # Defaults live in TrainConfig; the parser leaves every flag at None so that only the flags a
 # user gives override them, and building the parser imports no torch (``seglib --help`` stays
@@ -79,6 +79,7 @@ def add_train_options(p):
                    help="also train on images marked 'exclude' in the review store")
     p.add_argument("--original-masks", action="store_true",
                    help="train on the dataset files' masks, ignoring the corrected ones saved in the review store")
+    add_unlabeled(p)
     p.add_argument("--max-steps-per-epoch", type=int)
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps (default auto)")
     p.add_argument("--amp", help="auto | off | bf16 | fp16 (default auto: on for CUDA)")
@@ -127,8 +128,8 @@ def config_from_args(args):
             given["train_ids"], given["val_ids"] = list(split["train"]), list(split["val"])
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise CliError(f"--split {args.split}: expected {{\"train\": [...], \"val\": [...]}} ({e})") from None
-    return TrainConfig(data=args.dataset, leave_out_excluded=not args.include_excluded,
-                       original_masks=args.original_masks, **given)
+    return TrainConfig(data=args.dataset, unlabeled=list(args.unlabeled) or None,
+                       leave_out_excluded=not args.include_excluded, original_masks=args.original_masks, **given)
 
 
 def cmd_train(args) -> int:

@@ -8,6 +8,9 @@ Recognised layouts (at any depth, several side by side):
 Image and mask are matched by relative path and file stem; extensions may differ, and a mask
 stem may carry a suffix such as ``_mask`` or CamVid's ``_L``. Images without a mask form the
 unlabeled split. A folder with no recognised layout is a flat folder of unlabeled images.
+A new batch of images received elsewhere joins as unlabeled images from their own folders
+(``FolderDataset(root, unlabeled=["/data/batch-7"])``, ids ``batch-7/<name>``): a mask saved for
+one in the review store makes it labeled, and the dataset's folder stays as it was.
 
 How masks are read (the encoding) and the class map made up without a class file:
 :mod:`seglib.data.encoding`. Both are cached under the dataset's fingerprint, so a second open
@@ -224,6 +227,24 @@ def scan_folder(root: str | Path, report: Report) -> list[Sample]:
     return sorted(samples.values(), key=lambda s: natural_key(s.image_id))
 
 
+def scan_unlabeled(folder: str | Path, report: Report) -> list[Sample]:
+    """Every image below ``folder`` (those under a mask folder's name left out) as an unlabeled
+    sample with the id ``FOLDER_NAME/<path without extension>``."""
+    folder = Path(folder)
+    files = _walk_images(folder, report)
+    if not files:
+        report.add(folder, f"no image files found in this folder of unlabeled images (looked for "
+                   f"{' '.join(IMAGE_EXTENSIONS)} files)", "empty")
+    samples = []
+    for d, names in sorted(files.items()):
+        if any(p.name.lower() in MASK_DIR_NAMES for p in (d, *d.parents)):
+            continue
+        for n in names:
+            rel = (d / n).with_suffix("")
+            samples.append(Sample(f"{folder.name}/{rel.as_posix().lstrip('./')}", folder / d / n, None))
+    return sorted(samples, key=lambda s: natural_key(s.image_id))
+
+
 def natural_key(image_id: str) -> tuple:
     """'img10' sorts after 'img9'; numbers before words at the same place."""
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in re.split(r"(\d+)", image_id) if p)
@@ -233,11 +254,19 @@ def natural_key(image_id: str) -> tuple:
 class FolderDataset(SegDataset):
     kind = "folder"
 
-    def __init__(self, root: Path, class_map_path: Path | None = None):
+    def __init__(self, root: Path, class_map_path: Path | None = None, unlabeled=()):
         super().__init__(root)
         self.samples: dict[str, Sample] = {}
         for s in scan_folder(root, self.report):
             self.samples[s.image_id] = s
+        self.unlabeled_folders = [Path(u).expanduser() for u in unlabeled]
+        for folder in self.unlabeled_folders:
+            for s in scan_unlabeled(folder, self.report):
+                if s.image_id in self.samples:
+                    self.report.add(s.image_path, f"another image has the id '{s.image_id}' "
+                                    f"({self.samples[s.image_id].image_path}); left this one out", "duplicate_id")
+                    continue
+                self.samples[s.image_id] = s
         self._ids = list(self.samples)
         self._labeled = {i: s.labeled for i, s in self.samples.items()}
         self.class_map_path = class_map_path or find_class_file(root) or root / CLASS_MAP_FILE

@@ -30,6 +30,7 @@ class ConfigError(ValueError):
 class TrainConfig:
     # --- data ---------------------------------------------------------------------------
     data: str = ""                        # dataset folder or .npz
+    unlabeled: list[str] | None = None    # folders of new images joining it (their masks saved in the review store)
     val_fraction: float = 0.1             # stratified by the rarest class each image holds
     split_by: str = "image"               # image | folder (first folder of the id) | overlap (images sharing pixels)
     train_ids: list[str] | None = None    # given splits override val_fraction

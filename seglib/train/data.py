@@ -114,7 +114,7 @@ def usable_images(cfg: TrainConfig, log=print):
     """(dataset as training reads it, its stats, excluded ids, usable ids, their pixels per class
     (N, num_classes)): the labeled images a run of ``cfg`` may use, readable and not excluded in
     the review store. ConfigError when fewer than 2, or when every pixel is of an ignored class."""
-    ds = open_dataset(cfg.data)
+    ds = open_dataset(cfg.data, cfg.unlabeled or ())
     if not cfg.original_masks:
         ds = _corrected(ds, log)
     stats = compute_stats(ds)
