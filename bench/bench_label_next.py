@@ -90,7 +90,7 @@ def _rank(npz: str, runs: list[Path], pool: list[str], labeled: list[str], strat
     """The pool in the product's order for ``strategy`` (seglib.edit.label_next)."""
     from seglib.data import open_dataset
     from seglib.edit import label_next as ln
-    from seglib.predict import Ensemble, dataset_layout, open_members, predict
+    from seglib.predict import dataset_layout, open_members, predict
 
     ds = open_dataset(npz)
     thumbs = np.stack([ln._thumb(ds, i) for i in pool])
@@ -101,12 +101,10 @@ def _rank(npz: str, runs: list[Path], pool: list[str], labeled: list[str], strat
     layout = dataset_layout(ds)
     members, problems = open_members([str(r) for r in runs], layout)
     assert members, problems
-    ens = [Ensemble("mean", tuple(m.name for m in members), name="ensemble")] if len(members) > 1 else []
-    pred = predict(ds, members, ens, pool, device="cpu", use_cache=False, layout=layout)
-    final = pred.columns[ens[0].name if ens else members[0].name]
-    entropy = np.array([float(final.entropy_map(i).mean()) for i in pool])
-    disagree = (np.array([np.mean([float((pred.columns[m.name].mask(i) != final.mask(i)).mean()) for m in members])
-                          for i in pool]) if len(members) > 1 else zeros)
+    pred = predict(ds, members, [], pool, device="cpu", use_cache=False, layout=layout)
+    cols = [pred.columns[m.name] for m in members]   # as seglib.edit.label_next scores them
+    entropy = np.array([np.mean([float(c.entropy_map(i).mean()) for c in cols]) for i in pool])
+    disagree = np.array([ln._disagreement([c.mask(i) for c in cols]) for i in pool]) if len(cols) > 1 else zeros
     return list(ln.rank(pool, entropy, disagree, thumbs if strategy == "score" else None,
                         strategy=strategy)["image_id"])
 

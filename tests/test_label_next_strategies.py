@@ -126,3 +126,28 @@ def test_label_page_adds_a_batch_folder_and_ranks_it(labeled_and_batch, tmp_path
     assert at.query_params["unlabeled"] in (str(batch), [str(batch)])
     assert sorted(at.session_state[ed.RANKED]) == ["batch-7/day2/n3", "batch-7/n1", "batch-7/n2"]
     assert any("3 images of" in c.value for c in at.caption)
+
+
+def test_ranking_again_reuses_cached_predictions(demo_npz, trained_runs, monkeypatch):
+    """A run added to the ranking is the only one predicted; a save that shrinks the pool predicts nothing."""
+    from seglib.data import open_dataset
+    from seglib.edit import label_next as ln
+
+    ds = open_dataset(demo_npz)
+    pool = ln.candidates(ds)[:12]
+    ln.label_next(ds, [str(trained_runs["unet"])], pool)
+    passes = []
+    real = ln.predict
+
+    def predict(*args, **kwargs):
+        passes.append(real(*args, **kwargs))
+        return passes[-1]
+
+    monkeypatch.setattr(ln, "predict", predict)
+    both = [str(trained_runs["unet"]), str(trained_runs["segformer"])]
+    first = ln.label_next(ds, both, pool)
+    assert passes[-1].cached == ["unet"], "the U-Net's predictions came from the cache"
+    again = ln.label_next(ds, both, pool[1:])
+    assert sorted(passes[-1].cached) == ["segformer", "unet"], "a smaller pool is read from the cache"
+    assert list(again.image_id) == [i for i in first.image_id if i != pool[0]]
+    assert (first.disagreement > 0).any() and (first.disagreement <= 0.5).all()   # two runs: half the pixels differ

@@ -101,7 +101,7 @@ def section(loaded: Loaded) -> None:
     new_batch(loaded)
     todo = candidates(loaded.ds)
     st.caption(f"{len(todo):,} unlabeled images. The runs predict each; the ones they are least sure of (pixel "
-               "entropy of their mean, and how often they disagree) come first. Saving a mask makes the image a "
+               "entropy, and how often they disagree) come first. Saving a mask makes the image a "
                "labeled one for the next training run (kept in the review store, not in your folder).")
     if not todo:
         st.success("Every image is labeled.", icon=":material/task_alt:")

@@ -4,9 +4,10 @@
 >>> queue.head()       # image_id, score, entropy, disagreement, similar_to, why (best first)
 >>> label_next(ds, runs, strategy="kcenter")   # any of STRATEGIES; "random" and "kcenter" need no run
 
-Each unlabeled image (without a label saved in the review store yet) is predicted by every run
-and their mean; its score is the mean of the ensemble's pixel entropy (0: sure, 1: uniform)
-and, with several runs, the share of pixels where a run disagrees with the ensemble. With
+Each unlabeled image (without a label saved in the review store yet) is predicted by every run;
+its score is the mean of the runs' pixel entropy (0: sure, 1: uniform) and, with several runs,
+the share of pixels where a run disagrees with their pixelwise vote. Both come from each run's
+cached column alone, so adding or retraining a run predicts only that run. With
 ``diverse`` the queue is reordered greedily: an image whose small grey thumbnail correlates
 above ``similar`` with one already queued (near-identical frames of a video) goes after every
 image that does not, so the top of the queue covers different scenes.
@@ -19,7 +20,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from ..predict import Ensemble, dataset_layout, open_members, predict
+from ..predict import dataset_layout, open_members, predict
 from .assist import AssistError
 from .strategies import NEEDS_RUNS, STRATEGIES  # noqa: F401  (named here by the page and the CLI)
 
@@ -54,19 +55,26 @@ def label_next(ds, run_dirs: Sequence[str], ids: Sequence[str] | None = None, *,
     members, problems = open_members(list(run_dirs), layout)
     if not members:
         raise AssistError(problems[0] if problems else "choose a trained run")
-    ens = [Ensemble("mean", tuple(m.name for m in members), name="ensemble")] if len(members) > 1 else []
-    pred = predict(files, members, ens, ids, tta=tta, device=device, layout=layout, progress=progress,
+    # Only the runs' own columns, no ensemble column: each is cached on disk by its weights, so a
+    # run added, retrained or dropped predicts that run alone (an ensemble needs every member's
+    # probabilities, which are not kept on disk).
+    pred = predict(files, members, [], ids, tta=tta, device=device, layout=layout, progress=progress,
                    fingerprint=files.fingerprint(), tile=tile)
-    final = pred.columns[ens[0].name if ens else members[0].name]
-    done = [i for i in ids if i in final]
-    entropy = np.array([float(final.entropy_map(i).mean()) for i in done])
-    if len(members) > 1:
-        disagree = np.array([np.mean([float((pred.columns[m.name].mask(i) != final.mask(i)).mean()) for m in members])
-                             for i in done])
-    else:
-        disagree = np.zeros(len(done))
+    cols = [pred.columns[m.name] for m in members]
+    done = [i for i in ids if all(i in c for c in cols)]
+    entropy = np.array([np.mean([float(c.entropy_map(i).mean()) for c in cols]) for i in done])
+    disagree = np.array([_disagreement([c.mask(i) for c in cols]) for i in done]) if len(cols) > 1 \
+        else np.zeros(len(done))
     thumbs = np.stack([_thumb(ds, i) for i in done]) if done else np.zeros((0, THUMB * THUMB))
     return rank(done, entropy, disagree, thumbs if strategy == "score" else None, similar, strategy=strategy)
+
+
+def _disagreement(masks: list[np.ndarray]) -> float:
+    """The runs' mean share of pixels off their pixelwise vote (ties go to the earlier run)."""
+    stack = np.stack(masks)
+    agree = np.stack([(stack == m).sum(0) for m in stack])          # (K, H, W): runs agreeing with run k
+    vote = np.take_along_axis(stack, agree.argmax(0)[None], 0)[0]
+    return float(np.mean([(m != vote).mean() for m in stack]))
 
 
 def kcenter_order(thumbs: np.ndarray, labeled: np.ndarray | None = None, start: int = 0) -> list[int]:
