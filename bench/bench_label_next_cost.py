@@ -63,6 +63,7 @@ def _bare_forward(data: str, run: Path, ids: list[str]) -> float:
     with torch.inference_mode():
         for i in ids:
             img = ds.image(i)
+            img = img[..., None] if img.ndim == 2 else img[..., :3]   # the demo is grey (one channel)
             x = torch.from_numpy(np.ascontiguousarray(img)).float().permute(2, 0, 1)[None] / 255
             h, w = x.shape[-2:]
             x = torch.nn.functional.pad(x, (0, -w % 32, 0, -h % 32))
