@@ -4,6 +4,8 @@ with the runs' prediction (one undoable step), and saving it makes it a labeled 
 dataset (in the review store: the user's folder is not written) that the next training run uses."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -73,7 +75,7 @@ def new_batch(loaded: Loaded) -> None:
     with st.expander(f"New images in another folder: {joined}" if joined else "New images in another folder",
                      expanded=False, icon=":material/create_new_folder:"):
         if joined:
-            name = joined.rstrip("/").rsplit("/", 1)[-1]
+            name = Path(joined).name   # the ids of its images start with it
             count = sum(i.startswith(name + "/") for i in loaded.ds.all_ids)
             st.caption(f"{count:,} images of `{joined}` joined this dataset as unlabeled (ids `{name}/...`).")
             st.button("Leave them out", key=P + "batch_remove", on_click=_set_batch, args=("",))
